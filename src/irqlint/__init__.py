@@ -1,0 +1,3 @@
+"""irqlint: static detection of interrupt-path concurrency bugs in kernel-style C."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,105 @@
+"""Per-file cache of extracted facts.
+
+Keyed by content hash + path + tool version + knowledge-base digest + lock-wrapper digest, so a
+changed file, a new irqlint or new knowledge re-extracts exactly what it must.  Entries are
+written to a temporary name and renamed (readers never see half a file); an entry that does not
+unpickle or carries another key is discarded and rebuilt, never trusted.  A stat index
+(path -> size, mtime, content hash, macros) lets a warm run skip re-reading unchanged files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import tempfile
+from typing import Any
+
+from . import __version__
+
+MAGIC = "irqlint-cache-1"
+
+
+def default_dir() -> str:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "irqlint")
+
+
+def content_hash(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+class Cache:
+    def __init__(self, root: str | None) -> None:
+        self.root = root
+        if root is not None:
+            os.makedirs(root, exist_ok=True)
+
+    def key(self, path: str, chash: str, *digests: str) -> str:
+        h = hashlib.blake2b(digest_size=16)
+        for part in (MAGIC, __version__, os.path.abspath(path), chash, *digests):
+            h.update(part.encode())
+            h.update(b"\0")
+        return h.hexdigest()
+
+    def _file(self, key: str) -> str:
+        assert self.root is not None
+        return os.path.join(self.root, "facts", key[:2], key + ".pkl")
+
+    def get(self, key: str) -> Any | None:
+        if self.root is None:
+            return None
+        try:
+            with open(self._file(key), "rb") as f:
+                magic, stored_key, value = pickle.load(f)
+        except FileNotFoundError:
+            return None
+        except Exception:  # corrupt or foreign: drop it, it will be rebuilt
+            self._discard(key)
+            return None
+        if magic != MAGIC or stored_key != key:
+            self._discard(key)
+            return None
+        return value
+
+    def put(self, key: str, value: Any) -> None:
+        if self.root is None:
+            return
+        self._write(self._file(key), (MAGIC, key, value))
+
+    def _discard(self, key: str) -> None:
+        try:
+            os.unlink(self._file(key))
+        except OSError:
+            pass
+
+    def _write(self, target: str, obj: Any) -> None:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp, target)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+
+    # -- stat index ------------------------------------------------------------------------
+    def load_index(self) -> dict[str, tuple[Any, ...]]:
+        if self.root is None:
+            return {}
+        try:
+            with open(os.path.join(self.root, "index.pkl"), "rb") as f:
+                magic, version, index = pickle.load(f)
+            if magic == MAGIC and version == __version__ and isinstance(index, dict):
+                return index
+        except Exception:
+            pass
+        return {}
+
+    def save_index(self, index: dict[str, tuple[Any, ...]]) -> None:
+        if self.root is not None:
+            self._write(os.path.join(self.root, "index.pkl"), (MAGIC, __version__, index))

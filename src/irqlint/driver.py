@@ -1,0 +1,201 @@
+"""The analysis driver.
+
+Algorithm (one direction, no back-and-forth):
+
+1. discover .c/.h files under the given paths (sorted);
+2. phase 0, per file (workers): read, refuse what cannot be analysed (binary, not UTF-8, too
+   large: skipped, counted, reported in one line), hash, collect lock-wrapper macros; a stat
+   index answers for files unchanged since the last run without reading them;
+3. join the macros into one Wrappers table (its digest joins the cache key);
+4. phase 1, per file (workers): facts from the cache, or normalise + parse + extract (IR, lock
+   engine, lock-imbalance diagnostics) and store them;
+5. the program phase: rules run over all files' facts and return findings, sorted.
+
+Results never depend on the job count: workers return per-file values that the main process
+puts in path order before anything global happens.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from .cache import Cache, content_hash
+from .errors import InputError
+from .extract import extract_file
+from .ir import FileFacts, MacroDef
+from .kb import KnowledgeBase
+from .macros import Wrappers, collect_macros
+from .progress import Progress
+from .sources import check_source, discover
+
+
+@dataclass(slots=True)
+class Options:
+    jobs: int = 0
+    cache_dir: str | None = None
+    profile: str = "auto"
+    exclude: list[str] = field(default_factory=list)
+    max_file_size: int = 16 * 1024 * 1024
+    kb_extra: dict[str, Any] = field(default_factory=dict)
+    progress: bool = True
+
+
+@dataclass(slots=True)
+class Analysis:
+    files: list[FileFacts]
+    skipped: list[tuple[str, str]]
+    kb: KnowledgeBase
+    wrappers: Wrappers
+    seconds: dict[str, float]
+    cached: int = 0
+
+
+# --- worker side ----------------------------------------------------------------------------
+_W: dict[str, Any] = {}
+
+
+def _init_worker(kb: KnowledgeBase, wrappers: Wrappers | None, max_size: int) -> None:
+    _W["kb"], _W["wrappers"], _W["max"] = kb, wrappers, max_size
+
+
+def _phase0(path: str) -> tuple[str, int, int, str, list[MacroDef], str | None]:
+    try:
+        st = os.stat(path)
+        with open(path, "rb") as f:
+            data = f.read(_W["max"] + 1)
+    except OSError as exc:
+        return path, 0, 0, "", [], f"unreadable ({exc.strerror})"
+    reason = check_source(data, _W["max"])
+    if reason is not None:
+        return path, st.st_size, st.st_mtime_ns, "", [], reason
+    return path, st.st_size, st.st_mtime_ns, content_hash(data), collect_macros(path, data), None
+
+
+def _phase1(job: tuple[str, str, str | None]) -> tuple[str, FileFacts | str]:
+    path, key, cache_root = job
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+        facts = extract_file(path, data, _W["kb"], _W["wrappers"])
+    except RecursionError:
+        return path, "too deeply nested for the parser"
+    Cache(cache_root).put(key, facts) if cache_root else None
+    return path, facts
+
+
+def _map(fn: Any, items: list[Any], jobs: int, init_args: tuple[Any, ...],
+         progress: Progress) -> list[Any]:
+    if jobs <= 1 or len(items) < 8:
+        _init_worker(*init_args)
+        out = []
+        for it in items:
+            out.append(fn(it))
+            progress.tick()
+        return out
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(jobs, initializer=_init_worker, initargs=init_args) as pool:
+        out = []
+        chunk = max(1, min(64, len(items) // (jobs * 16)))
+        for r in pool.imap_unordered(fn, items, chunksize=chunk):
+            out.append(r)
+            progress.tick()
+    return out
+
+
+def detect_profile(paths: list[str]) -> str:
+    for p in paths:
+        d = os.path.abspath(p if os.path.isdir(p) else os.path.dirname(p))
+        while True:
+            if os.path.isfile(os.path.join(d, "xen", "include", "xen", "sched.h")) or \
+                    os.path.isfile(os.path.join(d, "include", "xen", "sched.h")) and \
+                    os.path.isdir(os.path.join(d, "common")):
+                return "xen"
+            parent = os.path.dirname(d)
+            if parent == d:
+                break
+            d = parent
+    return "linux"
+
+
+def analyse(paths: list[str], opts: Options) -> Analysis:
+    t0 = time.perf_counter()
+    files = discover(paths, opts.exclude)
+    if not files:
+        raise InputError(f"no C files (.c, .h) under {' '.join(paths)}")
+    profile = detect_profile(paths) if opts.profile == "auto" else opts.profile
+    kb = KnowledgeBase.load(profile, opts.kb_extra)
+    jobs = opts.jobs or os.cpu_count() or 1
+    cache = Cache(opts.cache_dir)
+    index = cache.load_index()
+    seconds: dict[str, float] = {"discover": time.perf_counter() - t0}
+    explicit = {os.path.normpath(p) for p in paths if os.path.isfile(p)}
+
+    # phase 0
+    t = time.perf_counter()
+    rows: dict[str, tuple[Any, ...]] = {}
+    todo = []
+    for f in files:
+        ent = index.get(os.path.abspath(f))
+        if ent is not None:
+            try:
+                st = os.stat(f)
+            except OSError:
+                todo.append(f)
+                continue
+            if (st.st_size, st.st_mtime_ns) == ent[0:2]:
+                rows[f] = (f, *ent)
+                continue
+        todo.append(f)
+    show = opts.progress and sys.stderr.isatty()
+    with Progress("reading", len(todo), show) as prog:
+        for r in _map(_phase0, todo, jobs, (kb, None, opts.max_file_size), prog):
+            rows[r[0]] = r
+    skipped: list[tuple[str, str]] = []
+    macros: list[MacroDef] = []
+    usable: list[tuple[str, str]] = []
+    for f in files:
+        path, size, mtime, chash, mdefs, reason = rows[f]
+        index[os.path.abspath(f)] = (size, mtime, chash, mdefs, reason)
+        if reason is not None:
+            if f in explicit:
+                raise InputError(f"{f}: {reason}")
+            skipped.append((f, reason))
+            continue
+        macros.extend(mdefs)
+        usable.append((f, chash))
+    if not usable:
+        raise InputError(f"no analysable C files under {' '.join(paths)} "
+                         f"({len(skipped)} skipped: {skipped[0][1]})")
+    wrappers = Wrappers.build(macros, set(kb.lock_apis))
+    seconds["read+macros"] = time.perf_counter() - t
+
+    # phase 1
+    t = time.perf_counter()
+    facts: dict[str, FileFacts] = {}
+    jobs1 = []
+    for f, chash in usable:
+        key = cache.key(f, chash, kb.digest, wrappers.digest)
+        hit = cache.get(key)
+        if isinstance(hit, FileFacts):
+            facts[f] = hit
+        else:
+            jobs1.append((f, key, cache.root))
+    seconds["cache-load"] = time.perf_counter() - t
+    cached = len(facts)
+    t = time.perf_counter()
+    with Progress("analysing", len(jobs1), show) as prog:
+        for path, res in _map(_phase1, jobs1, jobs, (kb, wrappers, opts.max_file_size), prog):
+            if isinstance(res, str):
+                skipped.append((path, res))
+            else:
+                facts[path] = res
+    seconds["extract"] = time.perf_counter() - t
+    cache.save_index(index)
+    ordered = [facts[f] for f, _ in usable if f in facts]
+    skipped.sort()
+    return Analysis(ordered, skipped, kb, wrappers, seconds, cached)

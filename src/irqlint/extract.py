@@ -1,0 +1,424 @@
+"""Per-file front end: normalised source -> tree -> per-function IR and facts.
+
+One parse per file (a second, with #else branches blanked, only when a conditional splits a
+statement); every syntactic fact comes from a handful of tree-sitter queries run once over the
+file and bucketed by function, so Python touches only the nodes that matter.  Functions that
+contain lock operations get a control-flow graph and the lock-state engine (``lockstate``);
+their frozen results (diagnostics, net lock effect) go into the cached ``Function`` record.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+import time
+from dataclasses import dataclass, field
+
+from tree_sitter import Node
+
+from . import lockstate
+from .ir import Call, FieldWrite, FileFacts, FnRef, Function, LockEffect, LockOp, Registration
+from .kb import KnowledgeBase
+from .lockexpr import base_type, lock_class, normalise
+from .macros import Wrappers
+from .normalize import Normalized, blank_alternatives, normalize
+from .parse import captures, matches, parse
+
+_DEFINE_LOCK = re.compile(
+    rb"^[ \t]*(static[ \t]+)?(?:DEFINE_(?:SPINLOCK|RAW_SPINLOCK|MUTEX|RWLOCK|SEQLOCK|SEMAPHORE|"
+    rb"RWSEM|STATIC_SRCU|SRCU|PER_CPU|SPINLOCK_IRQSAVE|IDR|IDA|XARRAY\w*)|DECLARE_RWSEM|LIST_HEAD)"
+    rb"[ \t]*\((?:[^,()]*,)?[ \t]*(\w+)[ \t]*\)",
+    re.M,
+)
+_ASSIGNED = re.compile(r"(?<![=!<>])\b([A-Za-z_]\w*)\s*(?:[-+*/|&^]?=(?!=)|\+\+|--)")
+_KEYWORDS = frozenset(
+    "if while for switch return sizeof do else case goto break continue typeof __typeof__ "
+    "defined __attribute__ asm __asm__ volatile int char long short unsigned signed void".split()
+)
+
+
+@dataclass(slots=True)
+class FileContext:
+    """Per-file tables the function extraction reads."""
+
+    path: str
+    kb: KnowledgeBase
+    wrappers: Wrappers
+    text: bytes
+    norm: Normalized
+    globals_: dict[str, bool] = field(default_factory=dict)  # name -> static?
+    structs: dict[str, dict[str, str]] = field(default_factory=dict)
+    summaries: dict[str, tuple[tuple[str, ...], LockEffect]] = field(default_factory=dict)
+
+
+def _text(n: Node) -> str:
+    return n.text.decode("utf-8", "replace") if n.text is not None else ""
+
+
+def _declarator_name(n: Node | None) -> tuple[str, bool]:
+    """(identifier, is_pointer) of a declarator chain."""
+    ptr = False
+    while n is not None:
+        t = n.type
+        if t in ("identifier", "field_identifier", "type_identifier"):
+            return _text(n), ptr
+        if t == "pointer_declarator":
+            ptr = True
+        nxt = n.child_by_field_name("declarator")
+        if nxt is None:
+            for c in n.named_children:
+                if c.type in ("identifier", "parenthesized_declarator", "pointer_declarator"):
+                    nxt = c
+                    break
+        n = nxt
+    return "", ptr
+
+
+def _type_name(n: Node | None) -> str:
+    if n is None:
+        return ""
+    if n.type in ("struct_specifier", "union_specifier"):
+        name = n.child_by_field_name("name")
+        return _text(name) if name is not None else ""
+    return base_type(_text(n))
+
+
+def _function_header(fn: Node) -> tuple[str, list[tuple[str, str]], Node | None]:
+    d = fn.child_by_field_name("declarator")
+    while d is not None and d.type != "function_declarator":
+        d = d.child_by_field_name("declarator")
+    if d is None:
+        return "", [], None
+    name, _ = _declarator_name(d.child_by_field_name("declarator"))
+    params: list[tuple[str, str]] = []
+    plist = d.child_by_field_name("parameters")
+    if plist is not None:
+        for p in plist.named_children:
+            if p.type == "parameter_declaration":
+                pname, _ = _declarator_name(p.child_by_field_name("declarator"))
+                params.append((pname, _type_name(p.child_by_field_name("type"))))
+    return name, params, d
+
+
+def _collect_globals(root: Node, ctx: FileContext) -> None:
+    for m in _DEFINE_LOCK.finditer(ctx.norm.text):
+        ctx.globals_[m.group(2).decode()] = bool(m.group(1))
+    for child in root.named_children:
+        if child.type != "declaration":
+            continue
+        static = any(c.type == "storage_class_specifier" and _text(c) == "static"
+                     for c in child.children)
+        for d in child.children_by_field_name("declarator"):
+            name, _ = _declarator_name(d)
+            if name:
+                ctx.globals_.setdefault(name, static)
+
+
+def _collect_structs(root: Node, ctx: FileContext) -> None:
+    for _, m in matches("structs", root):
+        name = _text(m["name"][0])
+        fields: dict[str, str] = {}
+        for fd in m["body"][0].named_children:
+            if fd.type != "field_declaration":
+                continue
+            ftype = _type_name(fd.child_by_field_name("type"))
+            for d in fd.children_by_field_name("declarator"):
+                fname, _ = _declarator_name(d)
+                if fname and ftype:
+                    fields[fname] = ftype
+        if fields:
+            ctx.structs.setdefault(name, {}).update(fields)
+
+
+def _error_culprit(text: bytes, offset: int) -> str:
+    """The macro-looking name nearest before an ERROR node, for `stats`."""
+    ls = text.rfind(b"\n", 0, offset) + 1
+    le = text.find(b"\n", offset)
+    line = text[ls : le if le != -1 else len(text)].decode("utf-8", "replace")
+    names = [n for n in re.findall(r"([A-Za-z_]\w*)\s*\(", line) if n not in _KEYWORDS]
+    if names:
+        return names[0]
+    words = [w for w in re.findall(r"[A-Za-z_]\w*", line) if w not in _KEYWORDS]
+    return words[0] if words else "(syntax)"
+
+
+class _Buckets:
+    """Nodes of one query, sorted by start byte, sliced per function range."""
+
+    def __init__(self, nodes: list[Node]) -> None:
+        nodes.sort(key=lambda n: n.start_byte)
+        self.nodes = nodes
+        self.starts = [n.start_byte for n in nodes]
+
+    def within(self, start: int, end: int) -> list[Node]:
+        i = bisect.bisect_left(self.starts, start)
+        j = bisect.bisect_left(self.starts, end)
+        return self.nodes[i:j]
+
+
+def _call_record(call: Node, fn: Node, args: Node, keep_args: bool) -> Call:
+    if fn.type == "identifier":
+        callee, via = _text(fn), ""
+    else:
+        callee, via = "", normalise(_text(fn))
+    arg_texts: tuple[str, ...] = ()
+    if keep_args:
+        arg_texts = tuple(" ".join(_text(a).split()) for a in args.named_children
+                          if a.type != "comment")
+    sp = call.start_point
+    return Call(callee, via, sp[0] + 1, sp[1] + 1, arg_texts)
+
+
+def _field_class(lhs: Node, env: dict[str, str], ctx: FileContext) -> str:
+    expr = normalise(_text(lhs))
+    return lock_class(expr, env, ctx.globals_, ctx.structs, ctx.path)
+
+
+def extract_file(path: str, source: bytes, kb: KnowledgeBase, wrappers: Wrappers) -> FileFacts:
+    t0 = time.perf_counter()
+    norm = normalize(source, kb)
+    tree = parse(norm.text)
+    t1 = time.perf_counter()
+    if tree.root_node.has_error and (b"#else" in norm.text or b"#elif" in norm.text):
+        alt = blank_alternatives(norm.text)
+        tree2 = parse(alt)
+        if _error_count(tree2.root_node) < _error_count(tree.root_node):
+            tree = tree2
+            norm = Normalized(alt, norm.annotations, norm.guard_loops)
+    t2 = time.perf_counter()
+    ctx = FileContext(path, kb, wrappers, norm.text, norm)
+    facts = FileFacts(path)
+    root = tree.root_node
+    _collect_globals(root, ctx)
+    _collect_structs(root, ctx)
+    facts.structs = ctx.structs
+    _count_swallowed(root, facts, norm.text)
+
+    fn_nodes = captures("functions", root).get("f", [])
+    call_m = matches("calls", root)
+    calls = _Buckets([m["call"][0] for _, m in call_m])
+    call_parts = {(m["call"][0].start_byte, m["call"][0].end_byte): (m["fn"][0], m["args"][0])
+                  for _, m in call_m}
+    decls = _Buckets(captures("decls", root).get("d", []))
+    assigns = _Buckets(captures("assigns", root).get("a", []))
+    inits = matches("inits", root)
+    fields = _Buckets(captures("fields", root).get("f", []))
+    t3 = time.perf_counter()
+
+    # file-scope designated initializers: .irq_shutdown = shutdown_pirq
+    fn_ranges = sorted((f.start_byte, f.end_byte) for f in fn_nodes)
+    for _, m in inits:
+        value = m["value"][0]
+        if value.type != "identifier":
+            continue
+        p = m["p"][0]
+        if _inside(fn_ranges, p.start_byte):
+            continue
+        struct = _initializer_struct(p)
+        fname = _text(m["field"][0])
+        facts.fn_refs.append(FnRef(f"{struct}::{fname}" if struct else fname, _text(value),
+                                   p.start_point[0] + 1))
+
+    pending: list[_PendingFunction] = []
+    for fn in fn_nodes:
+        name, params, decl = _function_header(fn)
+        body = fn.child_by_field_name("body")
+        if not name or body is None:
+            continue
+        pf = _PendingFunction(fn, body, name, params)
+        pf.static = any(c.type == "storage_class_specifier" and _text(c) == "static"
+                        for c in fn.children)
+        header_end = body.start_byte
+        pf.annotations = tuple((k, normalise(a)) for off, k, a in norm.annotations
+                               if fn.start_byte <= off < header_end)
+        pf.env = {p: t for p, t in params if p and t}
+        for d in decls.within(body.start_byte, body.end_byte):
+            dtype = _type_name(d.child_by_field_name("type"))
+            if not dtype:
+                continue
+            for dd in d.children_by_field_name("declarator"):
+                vname, _ = _declarator_name(dd)
+                if vname:
+                    pf.env.setdefault(vname, dtype)
+        pf.calls = calls.within(body.start_byte, body.end_byte)
+        pf.callees = {_text(fnode) for fnode, _ in (call_parts[_key(c)] for c in pf.calls)
+                      if fnode.type == "identifier"}
+        pending.append(pf)
+
+    by_name = {pf.name: pf for pf in pending}
+    for pf in _callee_first(pending, by_name):
+        facts.functions.append(_finish_function(pf, ctx, call_parts, assigns, fields, fn_ranges))
+    t4 = time.perf_counter()
+    facts.seconds = {"normalize+parse": t1 - t0, "reparse": t2 - t1, "queries": t3 - t2,
+                     "functions": t4 - t3}
+    facts.functions.sort(key=lambda f: (f.line, f.name))
+    return facts
+
+
+def _key(n: Node) -> tuple[int, int]:
+    return (n.start_byte, n.end_byte)
+
+
+def _error_count(root: Node) -> int:
+    return len(captures("errors", root).get("e", []))
+
+
+def _count_swallowed(root: Node, facts: FileFacts, text: bytes) -> None:
+    """Functions lost inside top-level ERROR nodes (kernel style: a body opens with `{` alone
+    on a line), and the macro names nearest to each error, for `irqlint stats`."""
+    for child in root.children:
+        if child.type == "ERROR":
+            body = text[child.start_byte : child.end_byte]
+            n = len(re.findall(rb"^\{[ \t]*$", body, re.M))
+            if n:
+                facts.failed_functions += n
+                culprit = _error_culprit(text, child.start_byte)
+                facts.error_macros[culprit] = facts.error_macros.get(culprit, 0) + n
+
+
+def _inside(ranges: list[tuple[int, int]], pos: int) -> bool:
+    i = bisect.bisect_right(ranges, (pos, 1 << 62)) - 1
+    return i >= 0 and ranges[i][0] <= pos < ranges[i][1]
+
+
+def _initializer_struct(pair: Node) -> str:
+    """The struct type of the initializer list a designated pair sits in, if declared."""
+    n = pair.parent
+    while n is not None and n.type not in ("declaration", "init_declarator"):
+        if n.type == "compound_literal_expression":
+            return _type_name(n.child_by_field_name("type"))
+        n = n.parent
+    if n is not None and n.type == "init_declarator":
+        n = n.parent
+    if n is not None and n.type == "declaration":
+        return _type_name(n.child_by_field_name("type"))
+    return ""
+
+
+@dataclass(slots=True)
+class _PendingFunction:
+    node: Node
+    body: Node
+    name: str
+    params: list[tuple[str, str]]
+    static: bool = False
+    annotations: tuple[tuple[str, str], ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    calls: list[Node] = field(default_factory=list)
+    callees: set[str] = field(default_factory=set)
+
+
+def _callee_first(pending: list[_PendingFunction],
+                  by_name: dict[str, _PendingFunction]) -> list[_PendingFunction]:
+    """File-local functions ordered so that callees come before callers (DFS post-order)."""
+    order: list[_PendingFunction] = []
+    state: dict[str, int] = {}
+    for root in pending:
+        if root.name in state:
+            continue
+        stack = [(root, iter(sorted(root.callees)))]
+        state[root.name] = 1
+        while stack:
+            pf, it = stack[-1]
+            nxt = next((c for c in it if c in by_name and c not in state), None)
+            if nxt is None:
+                stack.pop()
+                state[pf.name] = 2
+                order.append(pf)
+            else:
+                state[nxt] = 1
+                stack.append((by_name[nxt], iter(sorted(by_name[nxt].callees))))
+    return order
+
+
+def _finish_function(pf: _PendingFunction, ctx: FileContext,
+                     call_parts: dict[tuple[int, int], tuple[Node, Node]], assigns: _Buckets,
+                     fields: _Buckets, fn_ranges: list[tuple[int, int]]) -> Function:
+    kb = ctx.kb
+    body = pf.body
+    keep = kb.lock_apis.keys() | kb.registrations.keys() | ctx.wrappers.names
+    calls: list[Call] = []
+    regs: list[Registration] = []
+    for c in pf.calls:
+        fnode, args = call_parts[_key(c)]
+        name = _text(fnode) if fnode.type == "identifier" else ""
+        rec = _call_record(c, fnode, args, name in keep)
+        calls.append(rec)
+        for spec in kb.registrations.get(name, ()):
+            if spec["arg"] < len(rec.args):
+                target = rec.args[spec["arg"]].lstrip("&").strip("() ")
+                if re.fullmatch(r"[A-Za-z_]\w*", target):
+                    regs.append(Registration(name, spec["role"], target, rec.line, rec.args))
+
+    field_writes: list[FieldWrite] = []
+    fn_refs: list[FnRef] = []
+    for a in assigns.within(body.start_byte, body.end_byte):
+        lhs = a.child_by_field_name("left")
+        rhs = a.child_by_field_name("right")
+        if lhs is None or rhs is None:
+            continue
+        if lhs.type in ("field_expression", "subscript_expression") or (
+                lhs.type == "identifier" and _text(lhs) in ctx.globals_):
+            target = _field_class(lhs, pf.env, ctx)
+            field_writes.append(FieldWrite(target, a.start_point[0] + 1))
+            if rhs.type == "identifier" and lhs.type == "field_expression":
+                fid = lhs.child_by_field_name("field")
+                fname = _text(fid) if fid is not None else ""
+                fn_refs.append(FnRef(target if "::" in target else fname, _text(rhs),
+                                     a.start_point[0] + 1))
+    reads: set[str] = set()
+    for f in fields.within(body.start_byte, body.end_byte):
+        if f.parent is not None and f.parent.type == "field_expression":
+            continue  # only the outermost access of a chain
+        reads.add(_field_class(f, pf.env, ctx))
+
+    lock_ops, diags, effect = lockstate.analyse(pf, ctx, call_parts)
+    if effect.acquires or effect.releases:
+        ctx.summaries[pf.name] = (tuple(p for p, _ in pf.params), effect)
+    fn = pf.node
+    hint = _first_error_hint(fn, ctx.text) if fn.has_error else ""
+    return Function(
+        name=pf.name, file=ctx.path, line=fn.start_point[0] + 1, end_line=fn.end_point[0] + 1,
+        static=pf.static, params=tuple(pf.params), annotations=pf.annotations,
+        has_error=fn.has_error, calls=tuple(calls), lock_ops=tuple(lock_ops),
+        field_writes=tuple(field_writes), field_reads=tuple(sorted(reads)), fn_refs=tuple(fn_refs),
+        registrations=tuple(regs), effect=effect, diagnostics=tuple(diags), error_hint=hint,
+    )
+
+
+def _first_error_hint(fn: Node, text: bytes) -> str:
+    node = fn
+    while True:
+        for child in node.children:
+            if child.type == "ERROR" or child.is_missing:
+                return _error_culprit(text, child.start_byte)
+            if child.has_error:
+                node = child
+                break
+        else:
+            return _error_culprit(text, node.start_byte)
+
+
+def lock_op_for(api: str, args: list[str], line: int, col: int, env: dict[str, str],
+                ctx: FileContext, scoped: bool = False, spec: dict[str, object] | None = None
+                ) -> LockOp | None:
+    """A LockOp for a call to the lock API `api` with argument texts `args`."""
+    spec = spec if spec is not None else ctx.kb.lock_apis.get(api)
+    if spec is None:
+        return None
+    arg = spec.get("arg", 0)
+    if arg is None or "id" in spec:
+        expr = str(spec.get("id", api))
+        cls = expr
+    else:
+        assert isinstance(arg, int)
+        if arg >= len(args):
+            return None
+        expr = normalise(args[arg])
+        cls = str(spec["cls"]) if "cls" in spec else lock_class(
+            expr, env, ctx.globals_, ctx.structs, ctx.path)
+    return LockOp(str(spec.get("op", "acquire")), api, str(spec["kind"]), expr, cls,
+                  spec.get("irq"), spec.get("bh"), line, col, scoped)  # type: ignore[arg-type]
+
+
+__all__ = ["extract_file", "lock_op_for", "FileContext", "LockOp"]

@@ -1,0 +1,141 @@
+"""IR and fact records, declared once.
+
+Everything a checker reads is one of these frozen, slotted records.  They are produced per file
+by the front end (``extract``), cached, and never mutated afterwards; derived facts live in side
+tables of the program phase.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One step of a witness chain."""
+
+    file: str
+    line: int
+    function: str
+    note: str
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """A call site.  `callee` is the called name; for an indirect call it is "" and `via` holds
+    the expression the call goes through (``x->ops->irq_shutdown``)."""
+
+    callee: str
+    via: str
+    line: int
+    col: int
+    args: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class LockOp:
+    """A lock acquire/release/trylock, a lock wrapper macro already expanded."""
+
+    op: str  # acquire | release | trylock
+    api: str  # the call as written (a wrapper macro keeps its own name)
+    kind: str  # spin, raw_spin, mutex, rwlock_r, ..., irq, bh, preempt, rcu
+    expr: str  # the lock instance, a normalised expression ("p->lock", "irq" for pseudo locks)
+    cls: str  # the lock class ("struct foo::lock", "drivers/x.c:foo_lock", "rtnl_mutex")
+    irq: str | None
+    bh: str | None
+    line: int
+    col: int
+    scoped: bool = False  # guard()/scoped_guard(): released when the scope ends
+
+
+@dataclass(frozen=True, slots=True)
+class FieldWrite:
+    """An assignment to a struct field or a global."""
+
+    target: str  # "struct foo::a.b" or a global name
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class FnRef:
+    """A function name stored into a field: `.irq_shutdown = shutdown_pirq` or `x->fn = f`."""
+
+    field: str  # "struct irq_chip::irq_shutdown" when the struct is known, else "irq_shutdown"
+    target: str
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """A function handed to a framework (request_irq's handler, INIT_WORK's function...)."""
+
+    api: str
+    role: str
+    target: str
+    line: int
+    args: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    """A function-local finding produced in the per-file phase (lock-imbalance)."""
+
+    rule: str
+    line: int
+    col: int
+    message: str
+    locks: tuple[str, ...]
+    trace: tuple[Step, ...]
+    key: str  # stable identity inside the function, for fingerprints
+
+
+@dataclass(frozen=True, slots=True)
+class LockEffect:
+    """Net lock effect of a function, in terms of its parameters (a frozen summary)."""
+
+    acquires: tuple[tuple[str, str], ...] = ()  # (expr over params, kind)
+    releases: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Function:
+    name: str
+    file: str
+    line: int
+    end_line: int
+    static: bool
+    params: tuple[tuple[str, str], ...]  # (name, type)
+    annotations: tuple[tuple[str, str], ...]  # (acquires|releases|must_hold, expr)
+    has_error: bool
+    calls: tuple[Call, ...]
+    lock_ops: tuple[LockOp, ...]
+    field_writes: tuple[FieldWrite, ...]
+    field_reads: tuple[str, ...]  # distinct field classes read
+    fn_refs: tuple[FnRef, ...]
+    registrations: tuple[Registration, ...]
+    effect: LockEffect
+    diagnostics: tuple[Diagnostic, ...]
+    error_hint: str = ""  # for a function with a parse error: the name nearest the error
+
+
+@dataclass(frozen=True, slots=True)
+class MacroDef:
+    name: str
+    params: tuple[str, ...]
+    body: str
+    file: str
+    line: int
+
+
+@dataclass(slots=True)
+class FileFacts:
+    """What the per-file phase knows about one file (the cached unit)."""
+
+    path: str
+    functions: list[Function] = field(default_factory=list)
+    fn_refs: list[FnRef] = field(default_factory=list)  # file-scope initializers
+    registrations: list[Registration] = field(default_factory=list)
+    structs: dict[str, dict[str, str]] = field(default_factory=dict)  # struct -> field -> type
+    failed_functions: int = 0  # function bodies swallowed by top-level ERROR nodes
+    error_macros: dict[str, int] = field(default_factory=dict)  # suspected culprit -> count
+    seconds: dict[str, float] = field(default_factory=dict)

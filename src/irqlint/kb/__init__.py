@@ -1,0 +1,92 @@
+"""The knowledge base: API semantics as data files, schema-validated, loaded once.
+
+Each ``*.json`` file beside this module is one topic; its stem is its key.  A project config
+may add entries (``[kb.<topic>]`` tables), merged before validation, so user knowledge is
+checked by the same schema as ours.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import re
+from functools import cached_property
+from importlib import resources
+from typing import Any
+
+import jsonschema
+
+from ..errors import InputError
+
+PROFILES = ("linux", "xen")
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> None:
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        elif isinstance(value, list) and isinstance(base.get(key), list):
+            base[key] = base[key] + [v for v in value if v not in base[key]]
+        else:
+            base[key] = value
+
+
+class KnowledgeBase:
+    """All API knowledge for one profile; hashable by identity, picklable."""
+
+    def __init__(self, data: dict[str, Any], profile: str) -> None:
+        if profile not in PROFILES:
+            raise InputError(f"unknown profile '{profile}' (expected one of {', '.join(PROFILES)})")
+        self.data = data
+        self.profile = profile
+        canon = json.dumps([profile, data], sort_keys=True, separators=(",", ":"))
+        self.digest = hashlib.sha256(canon.encode()).hexdigest()[:16]
+
+    @classmethod
+    def load(cls, profile: str = "linux", extra: dict[str, Any] | None = None) -> "KnowledgeBase":
+        pkg = resources.files(__package__)
+        data: dict[str, Any] = {}
+        for entry in sorted(pkg.iterdir(), key=lambda e: e.name):
+            if entry.name.endswith(".json") and entry.name != "schema.json":
+                data[entry.name[:-5]] = json.loads(entry.read_text(encoding="utf-8"))
+        if extra:
+            _merge(data, copy.deepcopy(extra))
+        schema = json.loads(pkg.joinpath("schema.json").read_text(encoding="utf-8"))
+        try:
+            jsonschema.validate(data, schema)
+        except jsonschema.ValidationError as exc:
+            where = "/".join(str(p) for p in exc.absolute_path) or "(top)"
+            raise InputError(f"knowledge base entry {where}: {exc.message}") from None
+        return cls(data, profile)
+
+    # --- views, computed once per process -------------------------------------------------
+    @property
+    def normalize(self) -> dict[str, Any]:
+        return self.data["normalize"]  # type: ignore[no-any-return]
+
+    @cached_property
+    def lock_apis(self) -> dict[str, dict[str, Any]]:
+        """Lock API name -> semantics, for this profile."""
+        table = self.data[f"locks_{self.profile}"]["locks"]
+        return {k: v for k, v in table.items() if not k.startswith("_")}
+
+    @cached_property
+    def guard_classes(self) -> dict[str, dict[str, Any]]:
+        lk = self.data[f"locks_{self.profile}"]["guards"] or self.data["locks_linux"]["guards"]
+        return dict(lk)
+
+    @cached_property
+    def noreturn(self) -> frozenset[str]:
+        return frozenset(self.data["functions"]["noreturn"])
+
+    @cached_property
+    def lock_function_re(self) -> re.Pattern[str]:
+        return re.compile(self.data["functions"]["lock_function_pattern"])
+
+    @cached_property
+    def registrations(self) -> dict[str, list[dict[str, Any]]]:
+        return dict(self.data["functions"]["registrations"].get(self.profile, {}))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (KnowledgeBase, (self.data, self.profile))

@@ -1,0 +1,93 @@
+"""Lock expressions and lock classes.
+
+A lock *instance* is the normalised expression as written (``rank->lock``); intraprocedural
+matching uses it.  A lock *class*, as lockdep thinks of it, is what the program phase compares
+across functions: ``vgic_irq_rank::lock`` for a field reached through a typed pointer,
+``drivers/xen/evtchn.c:port_user_lock`` for a file-static global, the bare name for other
+globals, and the normalised expression as the fallback.
+"""
+
+from __future__ import annotations
+
+import re
+
+_WS = re.compile(r"\s+")
+_CAST = re.compile(r"^\((?:const\s+|volatile\s+)*(?:struct|union)?\s*\w+\s*\**\s*\)")
+_INDEX = re.compile(r"\[[^\[\]]*\]")
+_BASE = re.compile(r"^([A-Za-z_]\w*)((?:(?:->|\.)[A-Za-z_]\w*|\[\])*)$")
+_HOP = re.compile(r"(->|\.)([A-Za-z_]\w*)|\[\]")
+
+
+def _strip_parens(s: str) -> str:
+    while s.startswith("(") and s.endswith(")"):
+        depth = 0
+        for i, c in enumerate(s):
+            if c == "(":
+                depth += 1
+            elif c == ")":
+                depth -= 1
+                if depth == 0 and i != len(s) - 1:
+                    return s
+        s = s[1:-1].strip()
+    return s
+
+
+def normalise(expr: str) -> str:
+    """`&(p)->lock` -> `p->lock`; `&foo_lock` -> `foo_lock`; casts and blanks removed."""
+    s = _WS.sub(" ", expr).strip()
+    for _ in range(4):
+        before = s
+        s = _strip_parens(s)
+        if s.startswith("&"):
+            s = s[1:].strip()
+        m = _CAST.match(s)
+        if m:
+            s = s[m.end() :].strip()
+        if s == before:
+            break
+    s = s.replace(" ", "")
+    # (p)->lock and (*p).lock: drop parens around a simple base
+    s = re.sub(r"^\(\*?([A-Za-z_]\w*)\)", r"\1", s)
+    return s
+
+
+def base_type(type_text: str) -> str:
+    """`const struct foo *` -> `foo`; `foo_t *` -> `foo_t`."""
+    t = type_text.replace("*", " ")
+    words = [w for w in t.split() if w not in ("const", "volatile", "struct", "union", "enum",
+                                               "static", "register", "unsigned", "signed")]
+    return words[-1] if words else ""
+
+
+def lock_class(
+    expr: str,
+    env: dict[str, str],
+    globals_: dict[str, bool],
+    structs: dict[str, dict[str, str]],
+    path: str,
+) -> str:
+    """Resolve a normalised lock expression to its class (see module docstring)."""
+    e = _INDEX.sub("[]", expr)
+    m = _BASE.match(e)
+    if not m:
+        return e
+    base, rest = m.group(1), m.group(2)
+    if base in env:
+        cur = env[base]
+        hops = [(h.group(1), h.group(2)) for h in _HOP.finditer(rest) if h.group(2)]
+        if not cur or not hops:
+            return e
+        # re-root at the deepest struct type we know: a->dev->lock with a->dev a `struct device *`
+        # becomes device::lock.
+        i = 0
+        while i < len(hops) - 1:
+            ftype = structs.get(cur, {}).get(hops[i][1])
+            if ftype is None or hops[i + 1][0] != "->":
+                break
+            cur = ftype
+            i += 1
+        tail = hops[i][1] + "".join(op + name for op, name in hops[i + 1 :])
+        return f"{cur}::{tail}"
+    if base in globals_:
+        return f"{path}:{e}" if globals_[base] else e
+    return e

@@ -1,0 +1,794 @@
+"""Intraprocedural lock-state engine.
+
+For a function that touches locks, build a control-flow graph of the statements (gotos, switch
+fall-through, preprocessor alternatives and all), then propagate a *set* of abstract states
+through it.  A state is the held locks (instance, kind, count, where taken), the branch facts
+the path has assumed (``x`` true, ``#ifdef CONFIG_Y`` false), and trylock results bound to a
+variable not yet tested.  Keeping states apart instead of joining them is what makes
+`if (x) lock(); ... if (x) unlock();`, trylock and early returns quiet: a branch whose fact
+contradicts the path is not taken.
+
+Output, per function: the lock operations seen, the `lock-imbalance` diagnostics, and the net
+lock effect (a frozen summary in terms of the parameters) that callers in the same file apply.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from tree_sitter import Node
+
+from .ir import Diagnostic, LockEffect, LockOp, Step
+from .lockexpr import normalise
+from .macros import split_args
+
+if TYPE_CHECKING:
+    from .extract import FileContext, _PendingFunction
+
+RULE = "lock-imbalance"
+MAX_STATES = 48
+MAX_FACTS = 10
+NESTING = frozenset({"rcu", "srcu", "irq", "bh", "preempt", "migrate", "rspin", "rwlock_r"})
+_ASSIGNED = re.compile(r"(?<![=!<>])\b([A-Za-z_]\w*)\s*(?:[-+*/|&^]?=(?!=)|\+\+|--)|(?:\+\+|--)\s*([A-Za-z_]\w*)")
+_STRIP_CALLS = ("likely", "unlikely", "WARN_ON", "WARN_ON_ONCE", "WARN", "WARN_ONCE", "BUG_ON")
+_ERRORISH = re.compile(r"^(-|ERR_PTR\b|ERR_CAST\b|NULL$|false$|0$)")
+
+# --- events -------------------------------------------------------------------------------
+# ("op", LockOp, bind_var | None, success | None)   lock operation (trylock bound to a variable)
+# ("assign", frozenset[str])                          variables written
+# ("end",)                                            a noreturn call: the path stops
+# ("scope", tuple[str, ...])                          guard() locks of a block go out of scope
+
+
+@dataclass(slots=True)
+class Cfg:
+    events: list[list[tuple[Any, ...]]] = field(default_factory=list)
+    succ: list[list[tuple[int, tuple[Any, ...] | None]]] = field(default_factory=list)
+    returns: dict[int, tuple[int, str]] = field(default_factory=dict)  # node -> (line, value)
+
+    def node(self) -> int:
+        self.events.append([])
+        self.succ.append([])
+        return len(self.events) - 1
+
+    def edge(self, a: int | None, b: int, cond: tuple[Any, ...] | None = None) -> None:
+        if a is not None:
+            self.succ[a].append((b, cond))
+
+
+def _text(n: Node) -> str:
+    return n.text.decode("utf-8", "replace") if n.text is not None else ""
+
+
+class _Builder:
+    """Statement tree -> Cfg; events come from the calls inside each statement's range."""
+
+    def __init__(self, pf: "_PendingFunction", ctx: "FileContext",
+                 call_parts: dict[tuple[int, int], tuple[Node, Node]]) -> None:
+        self.pf, self.ctx, self.call_parts = pf, ctx, call_parts
+        self.cfg = Cfg()
+        self.exit = self.cfg.node()
+        self.labels: dict[str, int] = {}
+        self.breaks: list[int] = []
+        self.continues: list[int] = []
+        self.ops: list[LockOp] = []
+        self.calls = sorted(pf.calls, key=lambda c: (c.end_byte, -c.start_byte))
+        self.call_starts = [c.start_byte for c in pf.calls]
+
+    # -- events for a byte range -----------------------------------------------------------
+    def events(self, start: int, end: int, skip: Node | None = None) -> list[tuple[Any, ...]]:
+        out: list[tuple[Any, ...]] = []
+        kb, ctx, env = self.ctx.kb, self.ctx, self.pf.env
+        for c in self.calls:
+            if c.start_byte < start or c.end_byte > end:
+                continue
+            if skip is not None and c.start_byte == skip.start_byte and c.end_byte == skip.end_byte:
+                continue
+            fnode, args = self.call_parts[(c.start_byte, c.end_byte)]
+            line, col = c.start_point[0] + 1, c.start_point[1] + 1
+            if fnode.type == "call_expression":
+                op = self._guard(fnode, args, line, col)
+                if op is not None:
+                    out.append(("op", op, None, None))
+                continue
+            if fnode.type != "identifier":
+                continue
+            name = _text(fnode)
+            if name in kb.noreturn:
+                out.append(("end",))
+                continue
+            spec = kb.lock_apis.get(name)
+            if spec is not None:
+                argv = [_text(a) for a in args.named_children if a.type != "comment"]
+                op = self._op(name, argv, line, col, spec)
+                if op is None:
+                    continue
+                if op.op == "trylock":
+                    var = _bound_var(c)
+                    if var:
+                        out.append(("op", op, var, spec.get("success", "nonzero")))
+                    continue
+                out.append(("op", op, None, None))
+                continue
+            if name in ctx.wrappers.defs:
+                argv = [_text(a) for a in args.named_children if a.type != "comment"]
+                for api, aargs in ctx.wrappers.expand(name, argv, ctx.path):
+                    wspec = kb.lock_apis.get(api)
+                    if wspec is not None and wspec.get("op") != "trylock":
+                        op = self._op(name, aargs, line, col, wspec)
+                        if op is not None:
+                            out.append(("op", op, None, None))
+                continue
+            summ = ctx.summaries.get(name)
+            if summ is not None and name != self.pf.name:
+                params, eff = summ
+                argv = [_text(a) for a in args.named_children if a.type != "comment"]
+                subst = dict(zip(params, argv))
+                for expr, kind in eff.releases:
+                    out.append(("op", self._summary_op("release", name, expr, kind, subst,
+                                                       line, col), None, None))
+                for expr, kind in eff.acquires:
+                    out.append(("op", self._summary_op("acquire", name, expr, kind, subst,
+                                                       line, col), None, None))
+        return out
+
+    def _op(self, api: str, argv: list[str], line: int, col: int, spec: dict[str, Any],
+            scoped: bool = False) -> LockOp | None:
+        from .extract import lock_op_for
+
+        op = lock_op_for(api, argv, line, col, self.pf.env, self.ctx, scoped, spec)
+        if op is not None:
+            self.ops.append(op)
+        return op
+
+    def _summary_op(self, op: str, api: str, expr: str, kind: str, subst: dict[str, str],
+                    line: int, col: int) -> LockOp:
+        from .lockexpr import lock_class
+
+        real = normalise(re.sub(r"\b[A-Za-z_]\w*\b",
+                                lambda m: f"({subst[m.group(0)]})" if m.group(0) in subst
+                                else m.group(0), expr))
+        cls = lock_class(real, self.pf.env, self.ctx.globals_, self.ctx.structs, self.ctx.path)
+        lop = LockOp(op, api, kind, real, cls, None, None, line, col)
+        self.ops.append(lop)
+        return lop
+
+    def _guard(self, fnode: Node, args: Node, line: int, col: int) -> LockOp | None:
+        """guard(class)(&lock): the inner call names the guard class."""
+        inner = self.call_parts.get((fnode.start_byte, fnode.end_byte))
+        if inner is None or inner[0].type != "identifier" or _text(inner[0]) != "guard":
+            return None
+        gclass = _text(inner[1]).strip("() ")
+        spec = self.ctx.kb.guard_classes.get(gclass)
+        if spec is None:
+            return None
+        argv = [_text(a) for a in args.named_children if a.type != "comment"]
+        return self._op(f"guard({gclass})", argv, line, col, dict(spec, op="acquire"), True)
+
+    # -- statements ------------------------------------------------------------------------
+    def build(self) -> Cfg:
+        entry = self.cfg.node()
+        self.entry = entry
+        end = self.stmt(self.pf.body, entry)
+        if end is not None:
+            last = self.pf.body.end_point[0] + 1
+            self.cfg.returns[end] = (last, "")
+            self.cfg.edge(end, self.exit)
+        return self.cfg
+
+    def simple(self, n: Node, cur: int | None, start: int | None = None) -> int | None:
+        if cur is None:
+            return None
+        evs = self.events(n.start_byte if start is None else start, n.end_byte)
+        assigned = _assigned(n)
+        if assigned:
+            evs.insert(0, ("assign", assigned))
+        if not evs:
+            return cur
+        node = self.cfg.node()
+        self.cfg.events[node] = evs
+        self.cfg.edge(cur, node)
+        if any(e[0] == "end" for e in evs):
+            return None
+        return node
+
+    def stmt(self, n: Node, cur: int | None) -> int | None:
+        t = n.type
+        if t == "compound_statement":
+            scoped: list[str] = []
+            for c in n.named_children:
+                before = len(self.ops)
+                cur = self.stmt(c, cur)
+                scoped.extend(op.expr for op in self.ops[before:]
+                              if op.scoped and op.api.startswith("guard(") and c.type != "while_statement")
+            if scoped and cur is not None:
+                node = self.cfg.node()
+                self.cfg.events[node] = [("scope", tuple(scoped))]
+                self.cfg.edge(cur, node)
+                cur = node
+            return cur
+        if t in ("expression_statement", "declaration", "ERROR", "gnu_asm_expression"):
+            return self.simple(n, cur)
+        if t == "if_statement":
+            return self.if_stmt(n, cur)
+        if t in ("while_statement", "for_statement"):
+            return self.loop(n, cur)
+        if t == "do_statement":
+            return self.do_loop(n, cur)
+        if t == "return_statement":
+            if cur is None:
+                return None
+            cur = self.simple(n, cur)
+            if cur is None:
+                return None
+            val = n.named_children[0] if n.named_children else None
+            node = self.cfg.node()
+            self.cfg.edge(cur, node)
+            self.cfg.returns[node] = (n.start_point[0] + 1, " ".join(_text(val).split()) if val else "")
+            self.cfg.edge(node, self.exit)
+            return None
+        if t == "goto_statement":
+            lab = n.child_by_field_name("label")
+            if cur is not None and lab is not None:
+                jump = self.cfg.node()
+                self.cfg.events[jump] = [("jump", n.start_point[0] + 1, _text(lab))]
+                self.cfg.edge(cur, jump)
+                self.cfg.edge(jump, self.label(_text(lab)))
+            return None
+        if t == "labeled_statement":
+            lab = n.child_by_field_name("label")
+            target = self.label(_text(lab)) if lab is not None else self.cfg.node()
+            self.cfg.edge(cur, target)
+            body = [c for c in n.named_children if c.type != "statement_identifier"]
+            cur2: int | None = target
+            for c in body:
+                cur2 = self.stmt(c, cur2)
+            return cur2
+        if t == "break_statement":
+            if self.breaks:
+                self.cfg.edge(cur, self.breaks[-1])
+            return None
+        if t == "continue_statement":
+            if self.continues:
+                self.cfg.edge(cur, self.continues[-1])
+            return None
+        if t == "switch_statement":
+            return self.switch(n, cur)
+        if t == "case_statement":  # stray case outside switch body handling
+            cur2 = cur
+            for c in n.named_children[1:] if n.child_by_field_name("value") else n.named_children:
+                cur2 = self.stmt(c, cur2)
+            return cur2
+        if t in ("preproc_if", "preproc_ifdef", "preproc_elif", "preproc_elifdef"):
+            return self.preproc(n, cur)
+        if t in ("preproc_else",):
+            for c in n.named_children:
+                cur = self.stmt(c, cur)
+            return cur
+        if t in ("comment", "type_definition", "preproc_call", "preproc_def",
+                 "preproc_function_def", "preproc_include", "empty_statement", ";",
+                 "struct_specifier", "enum_specifier", "union_specifier", "function_definition",
+                 "attributed_statement"):
+            if t == "attributed_statement":
+                for c in n.named_children:
+                    if c.type != "attribute_declaration":
+                        cur = self.stmt(c, cur)
+            return cur
+        # anything else (a grammar upgrade's new node type): its calls still count
+        return self.simple(n, cur)
+
+    def label(self, name: str) -> int:
+        if name not in self.labels:
+            self.labels[name] = self.cfg.node()
+        return self.labels[name]
+
+    def branch(self, cond: Node | None, cur: int | None) -> tuple[int | None, int | None]:
+        """Evaluate a condition; return the (true, false) successor nodes."""
+        if cur is None:
+            return None, None
+        if cond is None:
+            return cur, None
+        key, try_call = _cond_key(cond, self)
+        evs = self.events(cond.start_byte, cond.end_byte, skip=try_call)
+        assigned = _assigned(cond)
+        if assigned:
+            evs.insert(0, ("assign", assigned))
+        head = self.cfg.node()
+        self.cfg.events[head] = evs
+        self.cfg.edge(cur, head)
+        if any(e[0] == "end" for e in evs):
+            return None, None
+        if key == ("CONST", True):
+            t = self.cfg.node()
+            self.cfg.edge(head, t)
+            return t, None
+        if key == ("CONST", False):
+            f = self.cfg.node()
+            self.cfg.edge(head, f)
+            return None, f
+        t, f = self.cfg.node(), self.cfg.node()
+        self.cfg.edge(head, t, (key, True))
+        self.cfg.edge(head, f, (key, False))
+        return t, f
+
+    def if_stmt(self, n: Node, cur: int | None) -> int | None:
+        cond = n.child_by_field_name("condition")
+        t, f = self.branch(cond, cur)
+        cons = n.child_by_field_name("consequence")
+        end_t = self.stmt(cons, t) if cons is not None else t
+        alt = n.child_by_field_name("alternative")
+        if alt is not None:
+            for c in alt.named_children:
+                f = self.stmt(c, f)
+        return self.join(end_t, f)
+
+    def join(self, *nodes: int | None) -> int | None:
+        live = [x for x in nodes if x is not None]
+        if not live:
+            return None
+        if len(live) == 1:
+            return live[0]
+        j = self.cfg.node()
+        for x in live:
+            self.cfg.edge(x, j)
+        return j
+
+    def loop(self, n: Node, cur: int | None) -> int | None:
+        if n.type == "for_statement":
+            init = n.child_by_field_name("initializer")
+            if init is not None:
+                cur = self.simple(init, cur)
+        if cur is None:
+            return None
+        head = self.cfg.node()
+        self.cfg.edge(cur, head)
+        after = self.cfg.node()
+        cont = self.cfg.node()
+        guard_name = self.ctx.norm.guard_loops.get(n.start_byte)
+        cond = n.child_by_field_name("condition")
+        body = n.child_by_field_name("body")
+        if guard_name is not None and cond is not None:
+            return self.scoped_guard(guard_name, cond, body, cur, head, after)
+        t, f = self.branch(cond, head)
+        self.cfg.edge(f, after)
+        self.breaks.append(after)
+        self.continues.append(cont)
+        end = self.stmt(body, t) if body is not None else t
+        self.breaks.pop()
+        self.continues.pop()
+        self.cfg.edge(end, cont)
+        upd = n.child_by_field_name("update") if n.type == "for_statement" else None
+        c2 = self.simple(upd, cont) if upd is not None else cont
+        self.cfg.edge(c2, head)
+        return after if self.cfg_has_pred(after) else None
+
+    def scoped_guard(self, gname: str, cond: Node, body: Node | None, cur: int, head: int,
+                     after: int) -> int | None:
+        parts = split_args(_text(cond).strip()[1:-1])
+        spec = self.ctx.kb.guard_classes.get(parts[0]) if parts else None
+        line, col = cond.start_point[0] + 1, cond.start_point[1] + 1
+        evs: list[tuple[Any, ...]] = []
+        op = None
+        if spec is not None:
+            op = self._op(f"scoped_guard({parts[0]})", parts[1:], line, col,
+                          dict(spec, op="acquire"), True)
+        if op is not None:
+            evs.append(("op", op, None, None))
+        self.cfg.events[head] = evs
+        self.breaks.append(after)
+        self.continues.append(after)
+        end = self.stmt(body, head) if body is not None else head
+        self.breaks.pop()
+        self.continues.pop()
+        if op is not None and end is not None:
+            rel = self.cfg.node()
+            self.cfg.events[rel] = [("scope", (op.expr,))]
+            self.cfg.edge(end, rel)
+            end = rel
+        self.cfg.edge(end, after)
+        if gname == "scoped_cond_guard":
+            self.cfg.edge(head, after)
+        return after if self.cfg_has_pred(after) else None
+
+    def cfg_has_pred(self, node: int) -> bool:
+        return any(node == s for succ in self.cfg.succ for s, _ in succ)
+
+    def do_loop(self, n: Node, cur: int | None) -> int | None:
+        if cur is None:
+            return None
+        head = self.cfg.node()
+        self.cfg.edge(cur, head)
+        after, cont = self.cfg.node(), self.cfg.node()
+        self.breaks.append(after)
+        self.continues.append(cont)
+        body = n.child_by_field_name("body")
+        end = self.stmt(body, head) if body is not None else head
+        self.breaks.pop()
+        self.continues.pop()
+        self.cfg.edge(end, cont)
+        t, f = self.branch(n.child_by_field_name("condition"), cont)
+        self.cfg.edge(t, head)
+        self.cfg.edge(f, after)
+        return after if self.cfg_has_pred(after) else None
+
+    def switch(self, n: Node, cur: int | None) -> int | None:
+        cond = n.child_by_field_name("condition")
+        if cur is None:
+            return None
+        head = self.simple(cond, cur) if cond is not None else cur
+        if head is None:
+            return None
+        after = self.cfg.node()
+        self.breaks.append(after)
+        body = n.child_by_field_name("body")
+        prev: int | None = None
+        has_default = False
+        for c in body.named_children if body is not None else []:
+            if c.type == "case_statement":
+                entry = self.cfg.node()
+                self.cfg.edge(head, entry)
+                self.cfg.edge(prev, entry)
+                value = c.child_by_field_name("value")
+                if value is None:
+                    has_default = True
+                stmts = [s for s in c.named_children if value is None or s != value]
+                cur2: int | None = entry
+                for s in stmts:
+                    cur2 = self.stmt(s, cur2)
+                prev = cur2
+            else:
+                prev = self.stmt(c, prev)
+        self.breaks.pop()
+        self.cfg.edge(prev, after)
+        if not has_default:
+            self.cfg.edge(head, after)
+        return after if self.cfg_has_pred(after) else None
+
+    def preproc(self, n: Node, cur: int | None) -> int | None:
+        """#if/#ifdef inside a function: the branches are alternative paths, never both."""
+        if cur is None:
+            return None
+        cond = n.child_by_field_name("condition") or n.child_by_field_name("name")
+        key = ("P", " ".join(_text(cond).split()) if cond is not None else "", True)
+        alt = n.child_by_field_name("alternative")
+        head = self.cfg.node()
+        self.cfg.edge(cur, head)
+        t, f = self.cfg.node(), self.cfg.node()
+        self.cfg.edge(head, t, (key, True))
+        self.cfg.edge(head, f, (key, False))
+        cur2: int | None = t
+        for c in n.named_children:
+            if c == cond or c == alt:
+                continue
+            cur2 = self.stmt(c, cur2)
+        f_end = self.stmt(alt, f) if alt is not None else f
+        return self.join(cur2, f_end)
+
+
+def _bound_var(call: Node) -> str:
+    """`ret = trylock(...)` / `int ret = trylock(...)`: the variable the result goes to."""
+    p = call.parent
+    if p is None:
+        return ""
+    if p.type == "assignment_expression":
+        lhs = p.child_by_field_name("left")
+        return _text(lhs) if lhs is not None and lhs.type == "identifier" else ""
+    if p.type == "init_declarator":
+        d = p.child_by_field_name("declarator")
+        return _text(d) if d is not None and d.type == "identifier" else ""
+    return ""
+
+
+def _assigned(n: Node) -> frozenset[str]:
+    txt = _text(n)
+    if "=" not in txt and "++" not in txt and "--" not in txt:
+        return frozenset()
+    return frozenset(a or b for a, b in _ASSIGNED.findall(txt))
+
+
+def _unwrap(n: Node) -> tuple[Node, bool]:
+    """Strip parens, !, likely()/unlikely(); return (node, negated)."""
+    neg = False
+    while True:
+        if n.type == "parenthesized_expression" and n.named_children:
+            n = n.named_children[0]
+        elif n.type == "unary_expression" and n.child_by_field_name("operator") is not None \
+                and _text(n.child_by_field_name("operator")) == "!":  # type: ignore[arg-type]
+            arg = n.child_by_field_name("argument")
+            if arg is None:
+                return n, neg
+            n, neg = arg, not neg
+        elif n.type == "call_expression":
+            fn = n.child_by_field_name("function")
+            args = n.child_by_field_name("arguments")
+            if fn is not None and args is not None and _text(fn) in _STRIP_CALLS \
+                    and len(args.named_children) == 1:
+                n = args.named_children[0]
+            else:
+                return n, neg
+        else:
+            return n, neg
+
+
+def _cond_key(cond: Node, b: _Builder) -> tuple[tuple[Any, ...], Node | None]:
+    """The branch key of a condition, and the trylock call it tests (if any)."""
+    n, neg = _unwrap(cond)
+    txt = " ".join(_text(n).split())
+    if txt in ("1", "true"):
+        return ("CONST", not neg), None
+    if txt in ("0", "false"):
+        return ("CONST", neg), None
+    if n.type == "call_expression":
+        fn = n.child_by_field_name("function")
+        args = n.child_by_field_name("arguments")
+        name = _text(fn) if fn is not None and fn.type == "identifier" else ""
+        spec = b.ctx.kb.lock_apis.get(name)
+        if spec is not None and spec.get("op") == "trylock" and args is not None:
+            argv = [_text(a) for a in args.named_children if a.type != "comment"]
+            op = b._op(name, argv, n.start_point[0] + 1, n.start_point[1] + 1, spec)
+            if op is not None:
+                # the lock is taken on the edge where the call's value means success
+                success_true = spec.get("success", "nonzero") == "nonzero"
+                return ("T", op, success_true != neg), n
+    if n.type == "binary_expression":
+        op_node = n.child_by_field_name("operator")
+        left, right = n.child_by_field_name("left"), n.child_by_field_name("right")
+        o = _text(op_node) if op_node is not None else ""
+        if o == "&&" and left is not None and right is not None and not neg:
+            for side in (left, right):
+                k, call = _cond_key(side, b)
+                if k[0] == "T" and k[2]:
+                    return ("T", k[1], True), call
+        if left is not None and right is not None and left.type == "identifier" \
+                and _text(right) in ("0", "NULL") and o in ("<", "!=", "=="):
+            truthy = o != "=="
+            return ("V", _text(left), truthy != neg), None
+    if n.type == "identifier":
+        return ("V", txt, not neg), None
+    return ("C", txt, not neg), None
+
+
+# --- abstract interpretation ---------------------------------------------------------------
+# A lock entry: (expr, status, count, kind, line, scoped, cls); status "H" held, "R" released.
+# A state: (locks: tuple[entry...] sorted by expr, facts: tuple[(key, bool)...],
+#           pend: tuple[(var, LockOp, success)...])
+#           jump: (line, label) of the last goto taken, to say which path a finding is on)
+State = tuple[tuple[tuple[Any, ...], ...], tuple[tuple[Any, bool], ...], tuple[tuple[Any, ...], ...],
+              tuple[Any, ...]]
+
+
+class _Run:
+    def __init__(self, cfg: Cfg, pf: "_PendingFunction", path: str) -> None:
+        self.cfg, self.pf, self.path = cfg, pf, path
+        self.diags: dict[tuple[str, int, str], Diagnostic] = {}
+        self.exits: list[tuple[State, int, str]] = []
+        self.imprecise = False
+
+    def report(self, line: int, col: int, msg: str, lock: LockOp, trace: list[Step], key: str
+               ) -> None:
+        k = (key, line, lock.expr)
+        if k not in self.diags:
+            self.diags[k] = Diagnostic(RULE, line, col, msg, (lock.cls,), tuple(trace),
+                                       f"{key}:{lock.expr}")
+
+    def step(self, line: int, note: str) -> Step:
+        return Step(self.path, line, self.pf.name, note)
+
+    def apply(self, st: State, ev: tuple[Any, ...]) -> State | None:
+        locks, facts, pend, jump = st
+        kind = ev[0]
+        if kind == "end":
+            return None
+        if kind == "jump":
+            return locks, facts, pend, ev[1:]
+        if kind == "assign":
+            vs = ev[1]
+            facts = tuple(f for f in facts if not (_mentions(f[0], vs)))
+            pend = tuple(p for p in pend if p[0] not in vs)
+            return locks, facts, pend, jump
+        if kind == "scope":
+            drop = set(ev[1])
+            return tuple(e for e in locks if not (e[5] and e[0] in drop)), facts, pend, jump
+        op: LockOp = ev[1]
+        if ev[2]:  # trylock result bound to a variable: decided when it is tested
+            pend = tuple(p for p in pend if p[0] != ev[2]) + ((ev[2], op, ev[3]),)
+            return locks, facts, pend, jump
+        return self.lock_op(locks, op), facts, pend, jump
+
+    def lock_op(self, locks: tuple[tuple[Any, ...], ...], op: LockOp) -> tuple[tuple[Any, ...], ...]:
+        cur = {e[0]: e for e in locks}
+        e = cur.get(op.expr)
+        if op.op in ("acquire", "trylock"):
+            if e is not None and e[1] == "H":
+                if op.kind in NESTING or e[3] in NESTING:
+                    cur[op.expr] = (e[0], "H", min(e[2] + 1, 3), e[3], e[4], e[5], e[6])
+                else:
+                    self.report(op.line, op.col,
+                                f"'{op.expr}' acquired again while already held "
+                                f"(taken at line {e[4]}): self-deadlock",
+                                op, [self.step(e[4], f"{op.expr} acquired"),
+                                     self.step(op.line, f"{op.api}({op.expr}) again")],
+                                "double-lock")
+            else:
+                cur[op.expr] = (op.expr, "H", 1, op.kind, op.line, op.scoped, op.cls)
+        else:
+            if e is None:
+                cur[op.expr] = (op.expr, "R", 0, op.kind, op.line, False, op.cls)
+            elif e[1] == "H":
+                if e[2] > 1:
+                    cur[op.expr] = (e[0], "H", e[2] - 1, e[3], e[4], e[5], e[6])
+                else:
+                    cur[op.expr] = (op.expr, "R", 0, e[3], op.line, False, e[6])
+            elif op.kind not in ("irq", "bh", "preempt"):
+                self.report(op.line, op.col,
+                            f"'{op.expr}' released but not held on this path "
+                            f"(already released at line {e[4]})",
+                            op, [self.step(e[4], f"{op.expr} released"),
+                                 self.step(op.line, f"{op.api}({op.expr}) again")],
+                            "double-unlock")
+        return tuple(sorted(cur.values(), key=lambda x: x[0]))
+
+    def edge(self, st: State, cond: tuple[Any, ...] | None) -> State | None:
+        if cond is None:
+            return st
+        key, val = cond
+        locks, facts, pend, jump = st
+        if key[0] == "T":
+            _, op, success_edge = key
+            if val == success_edge:
+                locks = self.lock_op(locks, op)
+            return locks, facts, pend, jump
+        if key[0] == "V":
+            var = key[1]
+            truthy = key[2] == val
+            for p in pend:
+                if p[0] == var:
+                    acquired = truthy if p[2] == "nonzero" else not truthy
+                    if acquired:
+                        locks = self.lock_op(locks, p[1])
+                    pend = tuple(q for q in pend if q[0] != var)
+                    return locks, facts, pend, jump
+            key = ("C", var, True)
+            val = truthy
+        fkey = key[:2]
+        fval = val if key[2] else not val
+        for k, v in facts:
+            if k == fkey:
+                return st if v == fval else None
+        facts = (facts + ((fkey, fval),))[-MAX_FACTS:]
+        return locks, facts, pend, jump
+
+    def run(self) -> None:
+        cfg = self.cfg
+        start: State = ((), (), (), ())
+        seen: list[set[State]] = [set() for _ in cfg.events]
+        work: list[tuple[int, State]] = [(1, start)]  # node 1 is the entry
+        seen[1].add(start)
+        while work:
+            n, st = work.pop()
+            s: State | None = st
+            for ev in cfg.events[n]:
+                s = self.apply(s, ev)  # type: ignore[arg-type]
+                if s is None:
+                    break
+            if s is None:
+                continue
+            if n in cfg.returns:
+                line, val = cfg.returns[n]
+                self.exits.append((s, line, val))
+            for m, cond in cfg.succ[n]:
+                s2 = self.edge(s, cond)
+                if s2 is None or m == 0:
+                    continue
+                if s2 not in seen[m]:
+                    if len(seen[m]) >= MAX_STATES:
+                        s2 = (s2[0], (), s2[2], ())
+                        if s2 in seen[m]:
+                            continue
+                        if len(seen[m]) >= 2 * MAX_STATES:
+                            self.imprecise = True
+                            continue
+                    seen[m].add(s2)
+                    work.append((m, s2))
+
+
+def _mentions(key: tuple[Any, ...], names: frozenset[str]) -> bool:
+    text = key[1] if isinstance(key[1], str) else ""
+    return any(re.search(rf"\b{re.escape(v)}\b", text) for v in names)
+
+
+def _inconsistent_returns(run: _Run, pf: "_PendingFunction", ctx: "FileContext") -> None:
+    exits = run.exits
+    if len(exits) < 2 or run.imprecise:
+        return
+    if ctx.kb.lock_function_re.search(pf.name) or pf.annotations:
+        return  # meant to return holding / releasing (by name or __acquires & co.)
+    held_at: dict[str, list[tuple[int, str, tuple[Any, ...], tuple[Any, ...]]]] = {}
+    for st, line, val in exits:
+        for e in st[0]:
+            if e[1] == "H" and not e[5]:
+                held_at.setdefault(e[0], []).append((line, val, e, st[3]))
+    for expr, holding in sorted(held_at.items()):
+        h_lines = {ln for ln, _, _, _ in holding}
+        others = [(ln, val) for st, ln, val in exits
+                  if not any(e[0] == expr and e[1] == "H" for e in st[0])]
+        if not others:
+            continue
+        o_lines = {ln for ln, _ in others}
+        h_vals = {v for _, v, _, _ in holding}
+        o_vals = {v for _, v in others}
+        if h_vals and all(v for v in h_vals | o_vals) and not (h_vals & o_vals) \
+                and all(_ERRORISH.match(v) for v in o_vals) \
+                and not any(_ERRORISH.match(v) for v in h_vals):
+            continue  # returns holding exactly on success: a conditional-acquire function
+        line, val, e, jump = min(holding, key=lambda x: (x[0], x[3]))
+        other_line = min(o_lines)
+        op = LockOp("acquire", "", e[3], expr, e[6], None, None, e[4], 1)
+        ret_desc = f"return {val}" if val else "end of function"
+        trace = [run.step(e[4], f"{expr} acquired")]
+        if jump:
+            trace.append(run.step(jump[0], f"goto {jump[1]} with {expr} held"))
+        trace.append(run.step(line, f"{ret_desc} with {expr} held"))
+        if line in o_lines:
+            msg = (f"'{expr}' may still be held here ({ret_desc}): this return is reached both "
+                   f"with and without it" + (f" (held via the goto at line {jump[0]})" if jump
+                                              else ""))
+        else:
+            msg = (f"'{expr}' is still held here ({ret_desc}) but released before the return "
+                   f"at line {other_line}: missing unlock on this path")
+            trace.append(run.step(other_line, f"returns without {expr}"))
+        run.report(line, 1, msg, op, trace, "held-at-return")
+
+
+def _effect(run: _Run, pf: "_PendingFunction") -> LockEffect:
+    """Locks held at every return (taken here) and caller locks released at every return."""
+    if not run.exits or run.imprecise:
+        return LockEffect()
+    params = {p for p, _ in pf.params if p}
+
+    def over_params(expr: str) -> bool:
+        m = re.match(r"[A-Za-z_]\w*", expr)
+        return bool(m) and (m.group(0) in params or not (m.group(0) in pf.env))
+
+    first = {e[0]: e for e in run.exits[0][0][0]}
+    acq, rel = [], []
+    for expr, e in sorted(first.items()):
+        if e[5] or e[3] in ("irq", "bh", "preempt") or not over_params(expr):
+            continue
+        status = {next((x[1] for x in st[0] if x[0] == expr), None) for st, _, _ in run.exits}
+        if status == {"H"}:
+            acq.append((expr, e[3]))
+        elif status == {"R"}:
+            rel.append((expr, e[3]))
+    return LockEffect(tuple(acq), tuple(rel))
+
+
+def analyse(pf: "_PendingFunction", ctx: "FileContext",
+            call_parts: dict[tuple[int, int], tuple[Node, Node]]
+            ) -> tuple[list[LockOp], list[Diagnostic], LockEffect]:
+    """Lock ops, lock-imbalance diagnostics and net effect of one function."""
+    kb = ctx.kb
+    relevant = False
+    for c in pf.calls:
+        fnode, _ = call_parts[(c.start_byte, c.end_byte)]
+        if fnode.type == "identifier":
+            name = _text(fnode)
+            if name in kb.lock_apis or name in ctx.wrappers.defs or name in ctx.summaries:
+                relevant = True
+                break
+        elif fnode.type == "call_expression":
+            relevant = True
+            break
+    if not relevant and not any(pf.body.start_byte <= off < pf.body.end_byte
+                                for off in ctx.norm.guard_loops):
+        return [], [], LockEffect()
+    b = _Builder(pf, ctx, call_parts)
+    cfg = b.build()
+    run = _Run(cfg, pf, ctx.path)
+    run.run()
+    _inconsistent_returns(run, pf, ctx)
+    diags = sorted(run.diags.values(), key=lambda d: (d.line, d.col, d.key))
+    ops = sorted(set(b.ops), key=lambda o: (o.line, o.col, o.op, o.expr))
+    return ops, diags, _effect(run, pf)

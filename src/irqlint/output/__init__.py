@@ -1,0 +1,1 @@
+"""Renderers: each is a small pure module `render(findings, stats) -> str`."""

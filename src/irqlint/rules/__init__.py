@@ -1,0 +1,38 @@
+"""The rule registry: one entry per rule, the single source for `irqlint rules`,
+`irqlint explain`, the README's rule list and (later) SARIF rule metadata."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..driver import Analysis
+    from ..findings import Finding
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    id: str
+    severity: str
+    default: bool
+    summary: str
+    doc: str  # What it does / Why is this bad? / Example / Use instead / Known false positives
+    check: Callable[["Analysis"], Iterable["Finding"]]
+
+
+REGISTRY: dict[str, Rule] = {}
+
+
+def register(rule: Rule) -> Rule:
+    if rule.id in REGISTRY:
+        raise ValueError(f"duplicate rule id {rule.id}")
+    REGISTRY[rule.id] = rule
+    return rule
+
+
+def all_rules() -> list[Rule]:
+    from . import lock_imbalance  # noqa: F401  (registers itself)
+
+    return [REGISTRY[k] for k in sorted(REGISTRY)]

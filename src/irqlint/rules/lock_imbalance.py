@@ -1,0 +1,73 @@
+"""lock-imbalance: read the lock engine's per-function diagnostics."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from ..findings import Finding
+from . import Rule, register
+
+if TYPE_CHECKING:
+    from ..driver import Analysis
+
+DOC = """\
+## What it does
+Follows every path through a function that takes locks (spinlocks, rwlocks, mutexes, rwsems,
+RCU read side, IRQ/BH/preemption disabling, guard()/scoped_guard()) and flags:
+- a lock acquired again on a path that already holds it (self-deadlock);
+- a lock released twice on the same path;
+- a return that still holds a lock which the function's other returns have released.
+
+## Why is this bad?
+A missing unlock on an error path leaves the lock held forever: the next taker spins or sleeps
+for good, usually far from the bug. A double lock of a non-recursive lock deadlocks the CPU on
+itself; a double unlock corrupts the lock and lets two CPUs into the critical section.
+
+## Example
+    spin_lock(&dev->lock);
+    if (!dev->ready)
+        return -ENODEV;          /* returns with dev->lock held */
+    ...
+    spin_unlock(&dev->lock);
+    return 0;
+
+## Use instead
+    spin_lock(&dev->lock);
+    if (!dev->ready) {
+        ret = -ENODEV;
+        goto out_unlock;
+    }
+    ...
+    out_unlock:
+    spin_unlock(&dev->lock);
+    return ret;
+
+## Known false positives
+Paths that are exclusive for a reason the tool cannot see (two different conditions that are
+equivalent; a state machine). The engine already follows the same condition at lock and
+unlock, trylock and *_interruptible results, gotos, noreturn calls (BUG(), panic()), and
+`#ifdef` branches as alternatives; it stays silent on functions meant to return holding a lock
+(named *_lock/*_acquire..., annotated __acquires/__releases/__must_hold, or returning holding
+exactly on success), and on functions whose state space it had to cut short.
+Locks taken or released by a callee in another file are not seen yet (same-file callees are).
+
+## References
+Linux Documentation/locking/lockdep-design.rst; smatch check_locking.c ("inconsistent returns").
+"""
+
+
+def check(analysis: "Analysis") -> Iterator[Finding]:
+    for facts in analysis.files:
+        for fn in facts.functions:
+            for d in fn.diagnostics:
+                yield Finding(
+                    rule=d.rule, severity="warning", message=d.message, file=fn.file,
+                    line=d.line, column=d.col, function=fn.name, functions=(fn.name,),
+                    locks=d.locks, traces=(d.trace,), key=d.key,
+                )
+
+
+register(Rule("lock-imbalance", "warning", True,
+              "double lock, unlock of a lock not held, return with a lock held on some paths only",
+              DOC, check))
