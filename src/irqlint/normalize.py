@@ -164,17 +164,38 @@ def _patterns(kb: KnowledgeBase) -> tuple[re.Pattern[bytes], re.Pattern[bytes], 
 _LOOP_PREV_WORDS = (b"else", b"do")
 
 
+@lru_cache(maxsize=4)
+def _type_first_re(names: tuple[str, ...]) -> re.Pattern[bytes] | None:
+    if not names:
+        return None
+    alt = b"|".join(re.escape(n.encode()) for n in names)
+    return re.compile(rb"\b(?:" + alt + rb")\s*\(\s*(struct|union|enum)\b")
+# `, struct foo *)` or `, struct foo,`: a type passed to a macro (container_of, list_entry...)
+_TYPE_ARG = re.compile(rb"(?<=,)(\s*)(struct|union|enum)(?=\s+\w+[\s*]*[,)])")
+
+
 def _is_statement_position(text: bytes, start: int) -> bool:
     """True if an identifier at `start` begins a statement (not a declaration or expression)."""
     i = start - 1
-    while i >= 0 and text[i] in b" \t\r\n":
-        i -= 1
+    while True:
+        while i >= 0 and text[i] in b" \t\r\n":
+            i -= 1
+        if i >= 1 and text[i] == 47 and text[i - 1] == 42:  # end of a /* comment */
+            j = text.rfind(b"/*", 0, i - 1)
+            if j == -1:
+                return False
+            i = j - 1
+            continue
+        ls = text.rfind(b"\n", 0, i + 1) + 1
+        k = text.find(b"//", ls, i + 1)
+        if k != -1:  # a // comment ends the previous line
+            i = k - 1
+            continue
+        break
     if i < 0:
         return False
     c = text[i]
     if c in b";{}:)":
-        if c == 58:  # ':' - label or case, but not `? :` ; good enough
-            return True
         return True
     if c in b"_abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789":
         j = i
@@ -205,6 +226,14 @@ def normalize(source: bytes, kb: KnowledgeBase) -> Normalized:
         _blank(buf, m.start(), close)
     for m in word_re.finditer(text):
         _blank(buf, m.start(), m.end())
+
+    text = bytes(buf)
+    for m in _TYPE_ARG.finditer(text):
+        _blank(buf, m.start(2), m.end(2))
+    first_re = _type_first_re(tuple(kb.normalize.get("type_arg_calls", ())))
+    if first_re is not None:
+        for m in first_re.finditer(text):
+            _blank(buf, m.start(1), m.end(1))
 
     text = bytes(buf)
     for m in loop_re.finditer(text):

@@ -1,6 +1,5 @@
 /* seed000: event channel closed before its evtchn_to_irq mapping is cleared (free before unpublish). */
 #include <linux/spinlock.h>
-#include <linux/mutex.h>
 
 #define NR_EVTCHN		1024
 #define EVTCHNOP_bind_pirq	2

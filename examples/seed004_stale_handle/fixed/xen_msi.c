@@ -1,0 +1,67 @@
+/* seed004: MSI setup re-uses the pirq cached in the MSI message although teardown unmapped (freed) it. */
+#include <linux/spinlock.h>
+
+#define PHYSDEVOP_unmap_pirq	14
+
+struct msi_msg { u32 address_lo; u32 address_hi; u32 data; };
+struct msi_desc { unsigned int irq; };
+struct pci_dev { struct msi_desc *msi_descs; int nvec; };
+struct physdev_unmap_pirq { int domid; int pirq; };
+struct x86_msi_ops {
+	int (*setup_msi_irqs)(struct pci_dev *dev, int nvec);
+	void (*teardown_msi_irqs)(struct pci_dev *dev);
+};
+
+extern struct x86_msi_ops x86_msi;
+
+void __pci_write_msi_msg(struct msi_desc *entry, struct msi_msg *msg);
+int xen_pirq_from_irq(unsigned int irq);
+int xen_allocate_pirq_msi(struct pci_dev *dev, struct msi_desc *msidesc);
+void xen_msi_compose_msg(struct pci_dev *dev, int pirq, struct msi_msg *msg);
+int xen_bind_pirq_msi_to_irq(struct pci_dev *dev, struct msi_desc *msidesc, int pirq);
+int HYPERVISOR_physdev_op(int cmd, void *arg);
+
+static int xen_hvm_setup_msi_irqs(struct pci_dev *dev, int nvec)
+{
+	struct msi_desc *msidesc;
+	struct msi_msg msg;
+	int i, irq, pirq;
+
+	for (i = 0; i < nvec; i++) {
+		msidesc = &dev->msi_descs[i];
+		/* never trust a pirq cached in the message: always allocate */
+		pirq = xen_allocate_pirq_msi(dev, msidesc);
+		if (pirq < 0)
+			return -ENODEV;
+		xen_msi_compose_msg(dev, pirq, &msg);
+		__pci_write_msi_msg(msidesc, &msg);
+		irq = xen_bind_pirq_msi_to_irq(dev, msidesc, pirq);
+		if (irq < 0)
+			return irq;
+	}
+	return 0;
+}
+
+static void xen_destroy_irq(unsigned int irq)
+{
+	struct physdev_unmap_pirq unmap_irq = { .domid = 0 };
+
+	/* the hypervisor frees the pirq; the copy in the MSI message stays */
+	unmap_irq.pirq = xen_pirq_from_irq(irq);
+	HYPERVISOR_physdev_op(PHYSDEVOP_unmap_pirq, &unmap_irq);
+}
+
+static void xen_teardown_msi_irqs(struct pci_dev *dev)
+{
+	int i;
+
+	for (i = 0; i < dev->nvec; i++)
+		if (dev->msi_descs[i].irq)
+			xen_destroy_irq(dev->msi_descs[i].irq);
+}
+
+void xen_hvm_msi_init(void)
+{
+	x86_msi.setup_msi_irqs = xen_hvm_setup_msi_irqs;
+	x86_msi.teardown_msi_irqs = xen_teardown_msi_irqs;
+}
