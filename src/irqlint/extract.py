@@ -22,7 +22,7 @@ from .kb import KnowledgeBase
 from .lockexpr import base_type, lock_class, normalise
 from .macros import Wrappers
 from .normalize import Normalized, blank_alternatives, normalize
-from .parse import captures, matches, parse
+from .parse import captures, parse
 
 _DEFINE_LOCK = re.compile(
     rb"^[ \t]*(static[ \t]+)?(?:DEFINE_(?:SPINLOCK|RAW_SPINLOCK|MUTEX|RWLOCK|SEQLOCK|SEMAPHORE|"
@@ -30,7 +30,6 @@ _DEFINE_LOCK = re.compile(
     rb"[ \t]*\((?:[^,()]*,)?[ \t]*(\w+)[ \t]*\)",
     re.M,
 )
-_ASSIGNED = re.compile(r"(?<![=!<>])\b([A-Za-z_]\w*)\s*(?:[-+*/|&^]?=(?!=)|\+\+|--)")
 _KEYWORDS = frozenset(
     "if while for switch return sizeof do else case goto break continue typeof __typeof__ "
     "defined __attribute__ asm __asm__ volatile int char long short unsigned signed void".split()
@@ -114,11 +113,14 @@ def _collect_globals(root: Node, ctx: FileContext) -> None:
                 ctx.globals_.setdefault(name, static)
 
 
-def _collect_structs(root: Node, ctx: FileContext) -> None:
-    for _, m in matches("structs", root):
-        name = _text(m["name"][0])
+def _collect_structs(nodes: list[Node], ctx: FileContext) -> None:
+    for st in nodes:
+        name_node = st.child_by_field_name("name")
+        body = st.child_by_field_name("body")
+        if name_node is None or body is None:
+            continue
         fields: dict[str, str] = {}
-        for fd in m["body"][0].named_children:
+        for fd in body.named_children:
             if fd.type != "field_declaration":
                 continue
             ftype = _type_name(fd.child_by_field_name("type"))
@@ -127,7 +129,7 @@ def _collect_structs(root: Node, ctx: FileContext) -> None:
                 if fname and ftype:
                     fields[fname] = ftype
         if fields:
-            ctx.structs.setdefault(name, {}).update(fields)
+            ctx.structs.setdefault(_text(name_node), {}).update(fields)
 
 
 def _error_culprit(text: bytes, offset: int) -> str:
@@ -156,27 +158,30 @@ class _Buckets:
         return self.nodes[i:j]
 
 
-def _call_record(call: Node, fn: Node, args: Node, keep_args: bool) -> Call:
-    if fn.type == "identifier":
-        callee, via = _text(fn), ""
-    else:
-        callee, via = "", normalise(_text(fn))
-    arg_texts: tuple[str, ...] = ()
-    if keep_args:
-        arg_texts = tuple(" ".join(_text(a).split()) for a in args.named_children
-                          if a.type != "comment")
-    sp = call.start_point
-    return Call(callee, via, sp[0] + 1, sp[1] + 1, arg_texts)
+_SIMPLE_LVALUE = re.compile(r"^([A-Za-z_]\w*)((?:(?:->|\.)[A-Za-z_]\w*|\[[^\]]*\])+)$")
+_FIELD_READ = re.compile(rb"(?:->|\.)\s*([A-Za-z_]\w*)")
 
 
-def _field_class(lhs: Node, env: dict[str, str], ctx: FileContext) -> str:
-    expr = normalise(_text(lhs))
-    return lock_class(expr, env, ctx.globals_, ctx.structs, ctx.path)
+def _write_target(lhs: str, env: dict[str, str], ctx: FileContext) -> str:
+    """Class of an assigned lvalue; a fast path for the common `p->a.b` shape."""
+    s = lhs.replace(" ", "").replace("\n", "").replace("\t", "")
+    m = _SIMPLE_LVALUE.match(s)
+    if m:
+        base, rest = m.group(1), re.sub(r"\[[^\]]*\]", "[]", m.group(2))
+        if base in env:
+            return f"{env[base]}::{rest.lstrip('.').removeprefix('->')}"
+        if base in ctx.globals_:
+            return f"{ctx.path}:{base}{rest}" if ctx.globals_[base] else base + rest
+        return base + rest
+    return lock_class(normalise(lhs), env, ctx.globals_, ctx.structs, ctx.path)
 
 
 def extract_file(path: str, source: bytes, kb: KnowledgeBase, wrappers: Wrappers) -> FileFacts:
     t0 = time.perf_counter()
     norm = normalize(source, kb)
+    facts = FileFacts(path)
+    if path.endswith(".h") and b"{" not in norm.text:
+        return facts  # a header of #defines and prototypes: nothing to parse
     tree = parse(norm.text)
     t1 = time.perf_counter()
     if tree.root_node.has_error and (b"#else" in norm.text or b"#elif" in norm.text):
@@ -187,37 +192,35 @@ def extract_file(path: str, source: bytes, kb: KnowledgeBase, wrappers: Wrappers
             norm = Normalized(alt, norm.annotations, norm.guard_loops)
     t2 = time.perf_counter()
     ctx = FileContext(path, kb, wrappers, norm.text, norm)
-    facts = FileFacts(path)
     root = tree.root_node
+    cap = captures("facts", root)
     _collect_globals(root, ctx)
-    _collect_structs(root, ctx)
+    _collect_structs(cap.get("struct", []), ctx)
     facts.structs = ctx.structs
-    _count_swallowed(root, facts, norm.text)
+    if root.has_error:
+        _count_swallowed(root, facts, norm.text)
 
-    fn_nodes = captures("functions", root).get("f", [])
-    call_m = matches("calls", root)
-    calls = _Buckets([m["call"][0] for _, m in call_m])
-    call_parts = {(m["call"][0].start_byte, m["call"][0].end_byte): (m["fn"][0], m["args"][0])
-                  for _, m in call_m}
-    decls = _Buckets(captures("decls", root).get("d", []))
-    assigns = _Buckets(captures("assigns", root).get("a", []))
-    inits = matches("inits", root)
-    fields = _Buckets(captures("fields", root).get("f", []))
+    fn_nodes = cap.get("function", [])
+    names = _Buckets(cap.get("call.name", []))
+    vias = _Buckets(cap.get("call.via", []) + cap.get("call.inner", []))
+    decls = _Buckets(cap.get("decl", []))
+    assigns = _Buckets(cap.get("assign.lhs", []))
     t3 = time.perf_counter()
 
     # file-scope designated initializers: .irq_shutdown = shutdown_pirq
     fn_ranges = sorted((f.start_byte, f.end_byte) for f in fn_nodes)
-    for _, m in inits:
-        value = m["value"][0]
-        if value.type != "identifier":
+    for value in cap.get("init.value", []):
+        pair = value.parent
+        if pair is None or _inside(fn_ranges, pair.start_byte):
             continue
-        p = m["p"][0]
-        if _inside(fn_ranges, p.start_byte):
+        des = pair.child_by_field_name("designator")
+        fid = des.named_children[0] if des is not None and des.named_children else None
+        if fid is None:
             continue
-        struct = _initializer_struct(p)
-        fname = _text(m["field"][0])
+        struct = _initializer_struct(pair)
+        fname = _text(fid)
         facts.fn_refs.append(FnRef(f"{struct}::{fname}" if struct else fname, _text(value),
-                                   p.start_point[0] + 1))
+                                   pair.start_point[0] + 1))
 
     pending: list[_PendingFunction] = []
     for fn in fn_nodes:
@@ -228,9 +231,8 @@ def extract_file(path: str, source: bytes, kb: KnowledgeBase, wrappers: Wrappers
         pf = _PendingFunction(fn, body, name, params)
         pf.static = any(c.type == "storage_class_specifier" and _text(c) == "static"
                         for c in fn.children)
-        header_end = body.start_byte
         pf.annotations = tuple((k, normalise(a)) for off, k, a in norm.annotations
-                               if fn.start_byte <= off < header_end)
+                               if fn.start_byte <= off < body.start_byte)
         pf.env = {p: t for p, t in params if p and t}
         for d in decls.within(body.start_byte, body.end_byte):
             dtype = _type_name(d.child_by_field_name("type"))
@@ -240,14 +242,14 @@ def extract_file(path: str, source: bytes, kb: KnowledgeBase, wrappers: Wrappers
                 vname, _ = _declarator_name(dd)
                 if vname:
                     pf.env.setdefault(vname, dtype)
-        pf.calls = calls.within(body.start_byte, body.end_byte)
-        pf.callees = {_text(fnode) for fnode, _ in (call_parts[_key(c)] for c in pf.calls)
-                      if fnode.type == "identifier"}
+        pf.names = names.within(body.start_byte, body.end_byte)
+        pf.vias = vias.within(body.start_byte, body.end_byte)
+        pf.callees = {_text(n) for n in pf.names}
         pending.append(pf)
 
     by_name = {pf.name: pf for pf in pending}
     for pf in _callee_first(pending, by_name):
-        facts.functions.append(_finish_function(pf, ctx, call_parts, assigns, fields, fn_ranges))
+        facts.functions.append(_finish_function(pf, ctx, assigns))
     t4 = time.perf_counter()
     facts.seconds = {"normalize+parse": t1 - t0, "reparse": t2 - t1, "queries": t3 - t2,
                      "functions": t4 - t3}
@@ -304,7 +306,8 @@ class _PendingFunction:
     static: bool = False
     annotations: tuple[tuple[str, str], ...] = ()
     env: dict[str, str] = field(default_factory=dict)
-    calls: list[Node] = field(default_factory=list)
+    names: list[Node] = field(default_factory=list)  # identifiers called directly
+    vias: list[Node] = field(default_factory=list)  # function expressions of other calls
     callees: set[str] = field(default_factory=set)
 
 
@@ -331,48 +334,55 @@ def _callee_first(pending: list[_PendingFunction],
     return order
 
 
-def _finish_function(pf: _PendingFunction, ctx: FileContext,
-                     call_parts: dict[tuple[int, int], tuple[Node, Node]], assigns: _Buckets,
-                     fields: _Buckets, fn_ranges: list[tuple[int, int]]) -> Function:
+def _finish_function(pf: _PendingFunction, ctx: FileContext, assigns: _Buckets) -> Function:
     kb = ctx.kb
     body = pf.body
     keep = kb.lock_apis.keys() | kb.registrations.keys() | ctx.wrappers.names
     calls: list[Call] = []
     regs: list[Registration] = []
-    for c in pf.calls:
-        fnode, args = call_parts[_key(c)]
-        name = _text(fnode) if fnode.type == "identifier" else ""
-        rec = _call_record(c, fnode, args, name in keep)
-        calls.append(rec)
-        for spec in kb.registrations.get(name, ()):
-            if spec["arg"] < len(rec.args):
-                target = rec.args[spec["arg"]].lstrip("&").strip("() ")
-                if re.fullmatch(r"[A-Za-z_]\w*", target):
-                    regs.append(Registration(name, spec["role"], target, rec.line, rec.args))
+    for n in pf.names:
+        name = _text(n)
+        sp = n.start_point
+        if name in keep:
+            args = n.parent.child_by_field_name("arguments") if n.parent is not None else None
+            argv = tuple(" ".join(_text(a).split()) for a in args.named_children
+                         if a.type != "comment") if args is not None else ()
+            calls.append(Call(name, "", sp[0] + 1, sp[1] + 1, argv))
+            for spec in kb.registrations.get(name, ()):
+                if spec["arg"] < len(argv):
+                    target = argv[spec["arg"]].lstrip("&").strip("() ")
+                    if re.fullmatch(r"[A-Za-z_]\w*", target):
+                        regs.append(Registration(name, spec["role"], target, sp[0] + 1, argv))
+        else:
+            calls.append(Call(name, "", sp[0] + 1, sp[1] + 1))
+    for v in pf.vias:
+        if v.type == "call_expression":
+            continue  # guard(...)(...): a lock operation, not a call through a pointer
+        sp = v.start_point
+        calls.append(Call("", normalise(_text(v)), sp[0] + 1, sp[1] + 1))
+    calls.sort(key=lambda c: (c.line, c.col))
 
     field_writes: list[FieldWrite] = []
     fn_refs: list[FnRef] = []
-    for a in assigns.within(body.start_byte, body.end_byte):
-        lhs = a.child_by_field_name("left")
-        rhs = a.child_by_field_name("right")
-        if lhs is None or rhs is None:
+    for lhs in assigns.within(body.start_byte, body.end_byte):
+        t = lhs.type
+        if t == "identifier":
+            if _text(lhs) not in ctx.globals_ or _text(lhs) in pf.env:
+                continue
+        elif t not in ("field_expression", "subscript_expression"):
             continue
-        if lhs.type in ("field_expression", "subscript_expression") or (
-                lhs.type == "identifier" and _text(lhs) in ctx.globals_):
-            target = _field_class(lhs, pf.env, ctx)
-            field_writes.append(FieldWrite(target, a.start_point[0] + 1))
-            if rhs.type == "identifier" and lhs.type == "field_expression":
-                fid = lhs.child_by_field_name("field")
-                fname = _text(fid) if fid is not None else ""
-                fn_refs.append(FnRef(target if "::" in target else fname, _text(rhs),
-                                     a.start_point[0] + 1))
-    reads: set[str] = set()
-    for f in fields.within(body.start_byte, body.end_byte):
-        if f.parent is not None and f.parent.type == "field_expression":
-            continue  # only the outermost access of a chain
-        reads.add(_field_class(f, pf.env, ctx))
+        target = _write_target(_text(lhs), pf.env, ctx)
+        line = lhs.start_point[0] + 1
+        field_writes.append(FieldWrite(target, line))
+        rhs = lhs.parent.child_by_field_name("right") if lhs.parent is not None else None
+        if t == "field_expression" and rhs is not None and rhs.type == "identifier":
+            fid = lhs.child_by_field_name("field")
+            fname = _text(fid) if fid is not None else ""
+            fn_refs.append(FnRef(target if "::" in target else fname, _text(rhs), line))
+    reads = sorted({m.decode() for m in _FIELD_READ.findall(ctx.text, body.start_byte,
+                                                              body.end_byte)})
 
-    lock_ops, diags, effect = lockstate.analyse(pf, ctx, call_parts)
+    lock_ops, diags, effect = lockstate.analyse(pf, ctx)
     if effect.acquires or effect.releases:
         ctx.summaries[pf.name] = (tuple(p for p, _ in pf.params), effect)
     fn = pf.node
@@ -381,7 +391,7 @@ def _finish_function(pf: _PendingFunction, ctx: FileContext,
         name=pf.name, file=ctx.path, line=fn.start_point[0] + 1, end_line=fn.end_point[0] + 1,
         static=pf.static, params=tuple(pf.params), annotations=pf.annotations,
         has_error=fn.has_error, calls=tuple(calls), lock_ops=tuple(lock_ops),
-        field_writes=tuple(field_writes), field_reads=tuple(sorted(reads)), fn_refs=tuple(fn_refs),
+        field_writes=tuple(field_writes), field_reads=tuple(reads), fn_refs=tuple(fn_refs),
         registrations=tuple(regs), effect=effect, diagnostics=tuple(diags), error_hint=hint,
     )
 

@@ -8,6 +8,7 @@ tables of the program phase.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,10 +21,10 @@ class Step:
     note: str
 
 
-@dataclass(frozen=True, slots=True)
-class Call:
+class Call(NamedTuple):
     """A call site.  `callee` is the called name; for an indirect call it is "" and `via` holds
-    the expression the call goes through (``x->ops->irq_shutdown``)."""
+    the expression the call goes through (``x->ops->irq_shutdown``).  A NamedTuple, not a
+    dataclass: there are millions of these and they are built on the hot path."""
 
     callee: str
     via: str
@@ -48,11 +49,10 @@ class LockOp:
     scoped: bool = False  # guard()/scoped_guard(): released when the scope ends
 
 
-@dataclass(frozen=True, slots=True)
-class FieldWrite:
+class FieldWrite(NamedTuple):
     """An assignment to a struct field or a global."""
 
-    target: str  # "struct foo::a.b" or a global name
+    target: str  # "foo::a.b" (struct foo), a global name, or the normalised expression
     line: int
 
 
@@ -110,7 +110,7 @@ class Function:
     calls: tuple[Call, ...]
     lock_ops: tuple[LockOp, ...]
     field_writes: tuple[FieldWrite, ...]
-    field_reads: tuple[str, ...]  # distinct field classes read
+    field_reads: tuple[str, ...]  # distinct field names read
     fn_refs: tuple[FnRef, ...]
     registrations: tuple[Registration, ...]
     effect: LockEffect

@@ -15,6 +15,8 @@ _WS = re.compile(r"\s+")
 _CAST = re.compile(r"^\((?:const\s+|volatile\s+)*(?:struct|union)?\s*\w+\s*\**\s*\)")
 _INDEX = re.compile(r"\[[^\[\]]*\]")
 _BASE = re.compile(r"^([A-Za-z_]\w*)((?:(?:->|\.)[A-Za-z_]\w*|\[\])*)$")
+_PAREN_NAME = re.compile(r"\(([A-Za-z_]\w*)\)")
+_DEREF_DOT = re.compile(r"\(\*([A-Za-z_]\w*)\)\.")
 _HOP = re.compile(r"(->|\.)([A-Za-z_]\w*)|\[\]")
 
 
@@ -46,8 +48,12 @@ def normalise(expr: str) -> str:
         if s == before:
             break
     s = s.replace(" ", "")
-    # (p)->lock and (*p).lock: drop parens around a simple base
-    s = re.sub(r"^\(\*?([A-Za-z_]\w*)\)", r"\1", s)
+    # ((rank))->lock, (*p).lock: parentheses around a bare name say nothing
+    prev = None
+    while prev != s:
+        prev = s
+        s = _PAREN_NAME.sub(r"\1", s)
+        s = _DEREF_DOT.sub(r"\1->", s)
     return s
 
 

@@ -14,8 +14,10 @@ lock effect (a frozen summary in terms of the parameters) that callers in the sa
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from tree_sitter import Node
@@ -28,10 +30,12 @@ if TYPE_CHECKING:
     from .extract import FileContext, _PendingFunction
 
 RULE = "lock-imbalance"
+END = "<end>"  # the return value recorded where a function falls off its end
 MAX_STATES = 48
 MAX_FACTS = 10
 NESTING = frozenset({"rcu", "srcu", "irq", "bh", "preempt", "migrate", "rspin", "rwlock_r"})
 _ASSIGNED = re.compile(r"(?<![=!<>])\b([A-Za-z_]\w*)\s*(?:[-+*/|&^]?=(?!=)|\+\+|--)|(?:\+\+|--)\s*([A-Za-z_]\w*)")
+_IDENT = re.compile(r"[A-Za-z_]\w*")
 _STRIP_CALLS = ("likely", "unlikely", "WARN_ON", "WARN_ON_ONCE", "WARN", "WARN_ONCE", "BUG_ON")
 _ERRORISH = re.compile(r"^(-|ERR_PTR\b|ERR_CAST\b|NULL$|false$|0$)")
 
@@ -74,20 +78,27 @@ class _Builder:
         self.breaks: list[int] = []
         self.continues: list[int] = []
         self.ops: list[LockOp] = []
-        self.calls = sorted(pf.calls, key=lambda c: (c.end_byte, -c.start_byte))
-        self.call_starts = [c.start_byte for c in pf.calls]
+        # evaluation order: an inner call ends before the call it is an argument of
+        calls = [(s, e) for s, e in call_parts]
+        calls.sort(key=lambda c: (c[1], -c[0]))
+        self.calls = calls
+        self.ends = [e for _, e in calls]
 
     # -- events for a byte range -----------------------------------------------------------
     def events(self, start: int, end: int, skip: Node | None = None) -> list[tuple[Any, ...]]:
         out: list[tuple[Any, ...]] = []
-        kb, ctx, env = self.ctx.kb, self.ctx, self.pf.env
-        for c in self.calls:
-            if c.start_byte < start or c.end_byte > end:
+        kb, ctx = self.ctx.kb, self.ctx
+        lo = bisect.bisect_left(self.ends, start)
+        hi = bisect.bisect_right(self.ends, end)
+        for c in self.calls[lo:hi]:
+            if c[0] < start:
                 continue
-            if skip is not None and c.start_byte == skip.start_byte and c.end_byte == skip.end_byte:
+            if skip is not None and c[0] == skip.start_byte and c[1] == skip.end_byte:
                 continue
-            fnode, args = self.call_parts[(c.start_byte, c.end_byte)]
-            line, col = c.start_point[0] + 1, c.start_point[1] + 1
+            fnode, args = self.call_parts[c]
+            call = fnode.parent
+            assert call is not None
+            line, col = call.start_point[0] + 1, call.start_point[1] + 1
             if fnode.type == "call_expression":
                 op = self._guard(fnode, args, line, col)
                 if op is not None:
@@ -106,7 +117,7 @@ class _Builder:
                 if op is None:
                     continue
                 if op.op == "trylock":
-                    var = _bound_var(c)
+                    var = _bound_var(call)
                     if var:
                         out.append(("op", op, var, spec.get("success", "nonzero")))
                     continue
@@ -174,7 +185,7 @@ class _Builder:
         end = self.stmt(self.pf.body, entry)
         if end is not None:
             last = self.pf.body.end_point[0] + 1
-            self.cfg.returns[end] = (last, "")
+            self.cfg.returns[end] = (last, END)
             self.cfg.edge(end, self.exit)
         return self.cfg
 
@@ -695,8 +706,12 @@ class _Run:
 
 
 def _mentions(key: tuple[Any, ...], names: frozenset[str]) -> bool:
-    text = key[1] if isinstance(key[1], str) else ""
-    return any(re.search(rf"\b{re.escape(v)}\b", text) for v in names)
+    return isinstance(key[1], str) and not _idents(key[1]).isdisjoint(names)
+
+
+@lru_cache(maxsize=4096)
+def _idents(text: str) -> frozenset[str]:
+    return frozenset(_IDENT.findall(text))
 
 
 def _inconsistent_returns(run: _Run, pf: "_PendingFunction", ctx: "FileContext") -> None:
@@ -726,7 +741,7 @@ def _inconsistent_returns(run: _Run, pf: "_PendingFunction", ctx: "FileContext")
         line, val, e, jump = min(holding, key=lambda x: (x[0], x[3]))
         other_line = min(o_lines)
         op = LockOp("acquire", "", e[3], expr, e[6], None, None, e[4], 1)
-        ret_desc = f"return {val}" if val else "end of function"
+        ret_desc = "end of function" if val == END else f"return {val}".strip()
         trace = [run.step(e[4], f"{expr} acquired")]
         if jump:
             trace.append(run.step(jump[0], f"goto {jump[1]} with {expr} held"))
@@ -765,25 +780,22 @@ def _effect(run: _Run, pf: "_PendingFunction") -> LockEffect:
     return LockEffect(tuple(acq), tuple(rel))
 
 
-def analyse(pf: "_PendingFunction", ctx: "FileContext",
-            call_parts: dict[tuple[int, int], tuple[Node, Node]]
+def analyse(pf: "_PendingFunction", ctx: "FileContext"
             ) -> tuple[list[LockOp], list[Diagnostic], LockEffect]:
     """Lock ops, lock-imbalance diagnostics and net effect of one function."""
     kb = ctx.kb
-    relevant = False
-    for c in pf.calls:
-        fnode, _ = call_parts[(c.start_byte, c.end_byte)]
-        if fnode.type == "identifier":
-            name = _text(fnode)
-            if name in kb.lock_apis or name in ctx.wrappers.defs or name in ctx.summaries:
-                relevant = True
-                break
-        elif fnode.type == "call_expression":
-            relevant = True
-            break
+    relevant = any(v.type == "call_expression" for v in pf.vias) or any(
+        name in kb.lock_apis or name in ctx.wrappers.defs or name in ctx.summaries
+        for name in pf.callees)
     if not relevant and not any(pf.body.start_byte <= off < pf.body.end_byte
                                 for off in ctx.norm.guard_loops):
         return [], [], LockEffect()
+    call_parts: dict[tuple[int, int], tuple[Node, Node]] = {}
+    for fnode in list(pf.names) + list(pf.vias):
+        call = fnode.parent
+        args = call.child_by_field_name("arguments") if call is not None else None
+        if call is not None and args is not None:
+            call_parts[(call.start_byte, call.end_byte)] = (fnode, args)
     b = _Builder(pf, ctx, call_parts)
     cfg = b.build()
     run = _Run(cfg, pf, ctx.path)

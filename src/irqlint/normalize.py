@@ -27,15 +27,16 @@ class Normalized:
     guard_loops: dict[int, str] = field(default_factory=dict)
 
 
-_IF0 = re.compile(rb"^[ \t]*#[ \t]*if[ \t]+0\b", re.M)
+_IF0 = re.compile(rb"#[ \t]*if[ \t]+0\b")
 _PP_LINE = re.compile(rb"^[ \t]*#[ \t]*(if|ifdef|ifndef|elif|else|endif)\b", re.M)
+
+
+_TO_SPACE = bytes(c if c in (10, 13) else 32 for c in range(256))
 
 
 def _blank(buf: bytearray, start: int, end: int) -> None:
     """Replace buf[start:end] with spaces, keeping newlines."""
-    for i in range(start, end):
-        if buf[i] not in (10, 13):
-            buf[i] = 32
+    buf[start:end] = bytes(buf[start:end]).translate(_TO_SPACE)
 
 
 def _match_paren(text: bytes, open_pos: int) -> int:
@@ -62,6 +63,11 @@ def _match_paren(text: bytes, open_pos: int) -> int:
     return -1
 
 
+def _at_line_start(text: bytes, pos: int) -> bool:
+    ls = text.rfind(b"\n", 0, pos) + 1
+    return not text[ls:pos].strip()
+
+
 def _line_end(text: bytes, pos: int) -> int:
     """End of the logical line at pos (backslash continuations followed)."""
     n = len(text)
@@ -79,7 +85,7 @@ def blank_if0(buf: bytearray) -> None:
     """Blank `#if 0 ... #endif` regions (the #else branch, if any, is kept)."""
     text = bytes(buf)
     for m in _IF0.finditer(text):
-        if buf[m.start() : m.end()].strip() == b"":
+        if not _at_line_start(text, m.start()) or buf[m.start() : m.end()].strip() == b"":
             continue  # already blanked as part of an outer #if 0
         depth = 0
         for d in _PP_LINE.finditer(text, m.start()):
@@ -150,15 +156,33 @@ def blank_alternatives(text: bytes) -> bytes:
     return bytes(buf)
 
 
+# Every annotation we blank starts with "__" or is one of a few plain words; one scan over
+# such identifiers, then a set lookup, is much cheaper than a 150-way alternation.
+_LOOP_HINT = re.compile(rb"for_each|scoped_guard|scoped_cond_guard|while_each|do_each")
+_DEFINE_LINE = re.compile(rb"#[ \t]*define\b")
+
+
 @lru_cache(maxsize=4)
-def _patterns(kb: KnowledgeBase) -> tuple[re.Pattern[bytes], re.Pattern[bytes], re.Pattern[bytes]]:
+def _patterns(kb: KnowledgeBase) -> tuple[frozenset[bytes], frozenset[bytes], re.Pattern[bytes],
+                                          re.Pattern[bytes]]:
     norm = kb.normalize
-    words = sorted(norm["blank_words"], key=len, reverse=True)
-    calls = sorted(norm["blank_calls"], key=len, reverse=True)
-    word_re = re.compile(rb"\b(?:" + b"|".join(re.escape(w.encode()) for w in words) + rb")\b")
-    call_re = re.compile(rb"\b(" + b"|".join(re.escape(c.encode()) for c in calls) + rb")\s*\(")
+    words = frozenset(w.encode() for w in norm["blank_words"])
+    calls = frozenset(c.encode() for c in norm["blank_calls"])
     loop_re = re.compile(norm["loop_macro_pattern"].encode())
-    return word_re, call_re, loop_re
+    plain = sorted(w for w in words | calls if not w.startswith(b"__"))
+    # "__" is a literal prefix the regex engine scans for quickly; the few plain words get
+    # their own alternation.  Word boundaries are checked by the caller.
+    annot = re.compile(rb"__\w+" + b"".join(b"|" + re.escape(w) + rb"\b" for w in plain))
+    return words, calls, loop_re, annot
+
+
+def blank_defines(buf: bytearray) -> None:
+    """Blank #define lines (continuations included): the grammar gains nothing from macro
+    bodies, which `macros.collect_macros` reads from the raw text."""
+    text = bytes(buf)
+    for m in _DEFINE_LINE.finditer(text):
+        if _at_line_start(text, m.start()):
+            _blank(buf, m.start(), _line_end(text, m.start()))
 
 
 _LOOP_PREV_WORDS = (b"else", b"do")
@@ -171,7 +195,7 @@ def _type_first_re(names: tuple[str, ...]) -> re.Pattern[bytes] | None:
     alt = b"|".join(re.escape(n.encode()) for n in names)
     return re.compile(rb"\b(?:" + alt + rb")\s*\(\s*(struct|union|enum)\b")
 # `, struct foo *)` or `, struct foo,`: a type passed to a macro (container_of, list_entry...)
-_TYPE_ARG = re.compile(rb"(?<=,)(\s*)(struct|union|enum)(?=\s+\w+[\s*]*[,)])")
+_TYPE_ARG = re.compile(rb",(\s*)(struct|union|enum)(?=\s+\w+[\s*]*[,)])")
 
 
 def _is_statement_position(text: bytes, start: int) -> bool:
@@ -210,22 +234,32 @@ def normalize(source: bytes, kb: KnowledgeBase) -> Normalized:
     buf = bytearray(source)
     out = Normalized(text=b"")
     blank_if0(buf)
+    blank_defines(buf)
     text = bytes(buf)
-    word_re, call_re, loop_re = _patterns(kb)
+    words, calls, loop_re, annot = _patterns(kb)
     record = kb.normalize["record_annotations"]
     guard_names = set(kb.normalize["guard_loop_macros"])
 
-    for m in call_re.finditer(text):
-        close = _match_paren(text, m.end() - 1)
-        if close == -1:
+    for m in annot.finditer(text):
+        name = m.group(0)
+        if m.start() and (text[m.start() - 1] == 95 or chr(text[m.start() - 1]).isalnum()):
             continue
-        name = m.group(1).decode()
-        if name in record:
-            arg = text[m.end() : close - 1].decode("utf-8", "replace").strip()
-            out.annotations.append((m.start(), record[name], arg))
-        _blank(buf, m.start(), close)
-    for m in word_re.finditer(text):
-        _blank(buf, m.start(), m.end())
+        if name in words:
+            _blank(buf, m.start(), m.end())
+        elif name in calls:
+            j = m.end()
+            while j < len(text) and text[j] in b" \t":
+                j += 1
+            if j >= len(text) or text[j] != 40:
+                continue
+            close = _match_paren(text, j)
+            if close == -1:
+                continue
+            sname = name.decode()
+            if sname in record:
+                arg = text[j + 1 : close - 1].decode("utf-8", "replace").strip()
+                out.annotations.append((m.start(), record[sname], arg))
+            _blank(buf, m.start(), close)
 
     text = bytes(buf)
     for m in _TYPE_ARG.finditer(text):
@@ -236,8 +270,16 @@ def normalize(source: bytes, kb: KnowledgeBase) -> Normalized:
             _blank(buf, m.start(1), m.end(1))
 
     text = bytes(buf)
-    for m in loop_re.finditer(text):
-        start, name_end = m.start(), m.end()
+    seen_loops: set[int] = set()
+    for hint in _LOOP_HINT.finditer(text):
+        start, name_end = hint.start(), hint.end()
+        while start > 0 and (text[start - 1] == 95 or chr(text[start - 1]).isalnum()):
+            start -= 1
+        while name_end < len(text) and (text[name_end] == 95 or chr(text[name_end]).isalnum()):
+            name_end += 1
+        if start in seen_loops or not loop_re.fullmatch(text, start, name_end):
+            continue
+        seen_loops.add(start)
         j = name_end
         while j < len(text) and text[j] in b" \t":
             j += 1
@@ -259,7 +301,7 @@ def normalize(source: bytes, kb: KnowledgeBase) -> Normalized:
             continue
         width = name_end - start
         buf[start:name_end] = b"while" + b" " * (width - 5)
-        name = m.group(0).decode()
+        name = text[start:name_end].decode()
         if name in guard_names:
             out.guard_loops[start] = name
     out.text = bytes(buf)

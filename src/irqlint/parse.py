@@ -9,14 +9,21 @@ from tree_sitter import Language, Node, Parser, Query, QueryCursor, Tree
 
 LANGUAGE = Language(tree_sitter_c.language())
 
+# One query, one traversal of the tree: every syntactic fact the extractor reads.
+FACTS_QUERY = """
+(function_definition) @function
+(call_expression function: (identifier) @call.name)
+(call_expression function: (field_expression) @call.via)
+(call_expression function: (parenthesized_expression) @call.via)
+(call_expression function: (call_expression) @call.inner)
+(declaration) @decl
+(assignment_expression left: (_) @assign.lhs)
+(initializer_pair designator: (field_designator (field_identifier)) value: (identifier) @init.value)
+(struct_specifier body: (field_declaration_list)) @struct
+"""
+
 _QUERIES = {
-    "functions": "(function_definition) @f",
-    "calls": "(call_expression function: (_) @fn arguments: (argument_list) @args) @call",
-    "decls": "(declaration) @d",
-    "structs": "(struct_specifier name: (type_identifier) @name body: (field_declaration_list) @body)",
-    "assigns": "(assignment_expression left: (_) @lhs right: (_) @rhs) @a",
-    "inits": "(initializer_pair designator: (field_designator (field_identifier) @field) value: (_) @value) @p",
-    "fields": "(field_expression) @f",
+    "facts": FACTS_QUERY,
     "errors": "(ERROR) @e",
 }
 

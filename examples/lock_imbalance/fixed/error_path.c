@@ -1,6 +1,5 @@
 /* lock_imbalance (fixed): the same error paths with every lock balanced, next to the same correct idioms. */
 #include <linux/spinlock.h>
-#include <linux/mutex.h>
 
 #define FOO_LOCKED	0x1
 
@@ -11,8 +10,6 @@ struct foo {
 	unsigned int config;
 	void *buf;
 };
-
-void *kmalloc(size_t size, gfp_t flags);
 
 static int foo_set_mode(struct foo *f, int mode)
 {

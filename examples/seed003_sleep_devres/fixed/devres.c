@@ -35,7 +35,7 @@ static void __pcim_intx(struct pci_dev *pdev, int enable)
 
 static void pcim_intx_restore(struct device *dev, void *data)
 {
-	struct pci_dev *pdev = container_of(dev, struct pci_dev, dev);
+	struct pci_dev *pdev = to_pci_dev(dev);
 	struct pcim_intx_devres *res = data;
 
 	__pcim_intx(pdev, res->orig_intx);
