@@ -117,7 +117,7 @@ def blank_if0(buf: bytearray) -> None:
 
 
 def blank_alternatives(text: bytes) -> bytes:
-    """Keep only the first branch of every #if/#elif/#else group.
+    """Keep only the first branch of every #if/#elif/#else group, directives blanked.
 
     Used as a fallback when a conditional splits a statement (`#ifdef X if (a) { #else if (b) {
     #endif`) and the grammar cannot take both branches at once.
@@ -135,7 +135,10 @@ def blank_alternatives(text: bytes) -> bytes:
         elif kw == b"endif":
             if stack:
                 stack.pop()
+            _blank(buf, d.start(), end)
             continue
+        if kw in (b"if", b"ifdef", b"ifndef"):
+            _blank(buf, d.start(), end)
         if kw in (b"elif", b"else"):
             # blank from this directive up to the next directive at the same depth
             depth = 0

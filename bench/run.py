@@ -1,0 +1,89 @@
+"""Benchmark irqlint on a real tree: cold, warm, and warm after a one-file change.
+
+    python bench/run.py [TREE] [--jobs N]
+
+TREE defaults to the Debian linux-source-6.12 tree, unpacked from /usr/src if needed
+(`apt-get install -y linux-source-6.12`).  Each run is a fresh `irqlint check` process under
+/usr/bin/time -v (wall seconds, peak RSS of the main process and its workers as reported by
+the kernel for the largest one) with a private cache directory.  Reported, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+
+TARBALL = "/usr/src/linux-source-6.12.tar.xz"
+
+
+def ensure_tree(path: str | None) -> str:
+    if path:
+        return path
+    dest = os.path.join(tempfile.gettempdir(), "irqlint-bench")
+    tree = os.path.join(dest, "linux-source-6.12")
+    if not os.path.isdir(tree):
+        if not os.path.exists(TARBALL):
+            sys.exit(f"bench: {TARBALL} missing: apt-get install -y linux-source-6.12")
+        os.makedirs(dest, exist_ok=True)
+        print(f"unpacking {TARBALL} ...", file=sys.stderr)
+        with tarfile.open(TARBALL) as t:
+            t.extractall(dest, filter="data")
+    return tree
+
+
+def run(tree: str, cache: str, jobs: int, out: str) -> dict[str, float]:
+    cmd = ["/usr/bin/time", "-v", sys.executable, "-m", "irqlint", "check", tree, "-q",
+           "--format", "json", "-o", out, "--cache-dir", cache, "-j", str(jobs)]
+    t = time.perf_counter()
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    if p.returncode not in (0, 1):
+        sys.exit(f"bench: irqlint failed ({p.returncode}): {p.stderr[-2000:]}")
+    rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", p.stderr).group(1))
+    doc = json.load(open(out))
+    return {"wall_s": round(wall, 1), "peak_rss_mb": round(rss / 1024),
+            "findings": len(doc["findings"]), "files": doc["stats"]["files"],
+            "functions": doc["stats"]["functions"],
+            "parse_error_functions": doc["stats"]["functions_with_parse_errors"]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("tree", nargs="?")
+    ap.add_argument("--jobs", type=int, default=2)
+    args = ap.parse_args()
+    tree = ensure_tree(args.tree)
+    work = tempfile.mkdtemp(prefix="irqlint-bench-")
+    cache = os.path.join(work, "cache")
+    out = os.path.join(work, "out.json")
+    try:
+        cold = run(tree, cache, args.jobs, out)
+        print("cold ", json.dumps(cold), flush=True)
+        warm = run(tree, cache, args.jobs, out)
+        print("warm ", json.dumps(warm), flush=True)
+        # one-file change: append a comment to one driver file, then restore it
+        target = os.path.join(tree, "drivers", "xen", "evtchn.c")
+        if os.path.exists(target):
+            orig = open(target, "rb").read()
+            try:
+                with open(target, "ab") as f:
+                    f.write(b"\n/* irqlint bench touch */\n")
+                one = run(tree, cache, args.jobs, out)
+                print("1file", json.dumps(one), flush=True)
+            finally:
+                with open(target, "wb") as f:
+                    f.write(orig)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+"""lock-imbalance on the engine fixtures: rule, file and line, and silence elsewhere."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import FIXTURES, check_json, expected_markers, found
+
+LI = FIXTURES / "lock_imbalance"
+
+
+def test_every_marker_found_and_nothing_else() -> None:
+    doc = check_json(LI)
+    expected = {(r, str(Path(p).resolve()), ln) for r, p, ln in expected_markers(LI)}
+    assert found(doc) == expected
+
+
+def _by_function(doc: dict) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for f in doc["findings"]:
+        out.setdefault(f["function"], []).append(f)
+    return out
+
+
+def test_silent_shapes() -> None:
+    """The shapes Coccinelle's lock scripts report falsely stay silent."""
+    fns = _by_function(check_json(LI))
+    for quiet in ("interruptible", "interruptible_ret", "trylock", "same_condition",
+                  "goto_unwind", "never_returns", "by_switch", "by_ifdef", "scoped",
+                  "dev_lock", "dev_unlock", "uses_wrappers", "lookup_locked",
+                  "drops_caller_lock", "loop_lock", "rank_target_fixed"):
+        assert quiet not in fns, fns.get(quiet)
+
+
+def test_goto_trace_names_the_jump() -> None:
+    fns = _by_function(check_json(LI))
+    (f,) = fns["wrong_label"]
+    notes = [(s["line"], s["note"]) for s in f["traces"][0]]
+    assert notes[0] == (22, "table_lock acquired")
+    assert notes[1] == (25, "goto out with table_lock held")
+    assert f["locks"][0].endswith("paths.c:table_lock")  # file-static: file-qualified
+
+
+def test_lock_class_through_typed_pointer_and_wrapper_macro() -> None:
+    fns = _by_function(check_json(LI))
+    assert fns["early_return"][0]["locks"] == ["dev::lock"]
+    assert fns["rank_target"][0]["locks"] == ["vgic_irq_rank::lock"]
+    assert "rank->lock" in fns["rank_target"][0]["message"]
+
+
+def test_double_lock_and_unlock_messages() -> None:
+    fns = _by_function(check_json(LI))
+    assert "acquired again" in fns["double_lock"][0]["message"]
+    assert "released but not held" in fns["double_unlock"][0]["message"]
