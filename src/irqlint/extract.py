@@ -25,11 +25,11 @@ from .normalize import Normalized, blank_alternatives, normalize
 from .parse import captures, parse
 
 _DEFINE_LOCK = re.compile(
-    rb"^[ \t]*(static[ \t]+)?(?:DEFINE_(?:SPINLOCK|RAW_SPINLOCK|MUTEX|RWLOCK|SEQLOCK|SEMAPHORE|"
+    rb"(?:DEFINE_(?:SPINLOCK|RAW_SPINLOCK|MUTEX|RWLOCK|SEQLOCK|SEMAPHORE|"
     rb"RWSEM|STATIC_SRCU|SRCU|PER_CPU|SPINLOCK_IRQSAVE|IDR|IDA|XARRAY\w*)|DECLARE_RWSEM|LIST_HEAD)"
-    rb"[ \t]*\((?:[^,()]*,)?[ \t]*(\w+)[ \t]*\)",
-    re.M,
+    rb"[ \t]*\((?:[^,()]*,)?[ \t]*(\w+)[ \t]*\)"
 )
+
 _KEYWORDS = frozenset(
     "if while for switch return sizeof do else case goto break continue typeof __typeof__ "
     "defined __attribute__ asm __asm__ volatile int char long short unsigned signed void".split()
@@ -45,6 +45,7 @@ class FileContext:
     wrappers: Wrappers
     text: bytes
     norm: Normalized
+    keep_args: frozenset[str] = frozenset()  # calls whose argument texts are recorded
     globals_: dict[str, bool] = field(default_factory=dict)  # name -> static?
     structs: dict[str, dict[str, str]] = field(default_factory=dict)
     summaries: dict[str, tuple[tuple[str, ...], LockEffect]] = field(default_factory=dict)
@@ -100,8 +101,12 @@ def _function_header(fn: Node) -> tuple[str, list[tuple[str, str]], Node | None]
 
 
 def _collect_globals(root: Node, ctx: FileContext) -> None:
-    for m in _DEFINE_LOCK.finditer(ctx.norm.text):
-        ctx.globals_[m.group(2).decode()] = bool(m.group(1))
+    text = ctx.norm.text
+    for m in _DEFINE_LOCK.finditer(text):
+        ls = text.rfind(b"\n", 0, m.start()) + 1
+        prefix = text[ls : m.start()]
+        if prefix.strip() in (b"", b"static"):  # a file-scope definition, not a use
+            ctx.globals_[m.group(1).decode()] = prefix.strip() == b"static"
     for child in root.named_children:
         if child.type != "declaration":
             continue
@@ -191,7 +196,7 @@ def extract_file(path: str, source: bytes, kb: KnowledgeBase, wrappers: Wrappers
             tree = tree2
             norm = Normalized(alt, norm.annotations, norm.guard_loops)
     t2 = time.perf_counter()
-    ctx = FileContext(path, kb, wrappers, norm.text, norm)
+    ctx = FileContext(path, kb, wrappers, norm.text, norm, keep_args=_keep_args(kb, wrappers))
     root = tree.root_node
     cap = captures("facts", root)
     _collect_globals(root, ctx)
@@ -242,9 +247,9 @@ def extract_file(path: str, source: bytes, kb: KnowledgeBase, wrappers: Wrappers
                 vname, _ = _declarator_name(dd)
                 if vname:
                     pf.env.setdefault(vname, dtype)
-        pf.names = names.within(body.start_byte, body.end_byte)
+        pf.names = [(n, _text(n)) for n in names.within(body.start_byte, body.end_byte)]
         pf.vias = vias.within(body.start_byte, body.end_byte)
-        pf.callees = {_text(n) for n in pf.names}
+        pf.callees = {t for _, t in pf.names}
         pending.append(pf)
 
     by_name = {pf.name: pf for pf in pending}
@@ -255,6 +260,17 @@ def extract_file(path: str, source: bytes, kb: KnowledgeBase, wrappers: Wrappers
                      "functions": t4 - t3}
     facts.functions.sort(key=lambda f: (f.line, f.name))
     return facts
+
+
+_KEEP_CACHE: dict[tuple[str, str], frozenset[str]] = {}
+
+
+def _keep_args(kb: KnowledgeBase, wrappers: Wrappers) -> frozenset[str]:
+    k = (kb.digest, wrappers.digest)
+    if k not in _KEEP_CACHE:
+        _KEEP_CACHE[k] = frozenset(kb.lock_apis) | frozenset(kb.registrations) | frozenset(
+            wrappers.defs)
+    return _KEEP_CACHE[k]
 
 
 def _key(n: Node) -> tuple[int, int]:
@@ -306,7 +322,7 @@ class _PendingFunction:
     static: bool = False
     annotations: tuple[tuple[str, str], ...] = ()
     env: dict[str, str] = field(default_factory=dict)
-    names: list[Node] = field(default_factory=list)  # identifiers called directly
+    names: list[tuple[Node, str]] = field(default_factory=list)  # identifiers called directly
     vias: list[Node] = field(default_factory=list)  # function expressions of other calls
     callees: set[str] = field(default_factory=set)
 
@@ -337,11 +353,10 @@ def _callee_first(pending: list[_PendingFunction],
 def _finish_function(pf: _PendingFunction, ctx: FileContext, assigns: _Buckets) -> Function:
     kb = ctx.kb
     body = pf.body
-    keep = kb.lock_apis.keys() | kb.registrations.keys() | ctx.wrappers.names
+    keep = ctx.keep_args
     calls: list[Call] = []
     regs: list[Registration] = []
-    for n in pf.names:
-        name = _text(n)
+    for n, name in pf.names:
         sp = n.start_point
         if name in keep:
             args = n.parent.child_by_field_name("arguments") if n.parent is not None else None

@@ -51,15 +51,18 @@ class Cfg:
     events: list[list[tuple[Any, ...]]] = field(default_factory=list)
     succ: list[list[tuple[int, tuple[Any, ...] | None]]] = field(default_factory=list)
     returns: dict[int, tuple[int, str]] = field(default_factory=dict)  # node -> (line, value)
+    npred: list[int] = field(default_factory=list)
 
     def node(self) -> int:
         self.events.append([])
         self.succ.append([])
+        self.npred.append(0)
         return len(self.events) - 1
 
     def edge(self, a: int | None, b: int, cond: tuple[Any, ...] | None = None) -> None:
         if a is not None:
             self.succ[a].append((b, cond))
+            self.npred[b] += 1
 
 
 def _text(n: Node) -> str:
@@ -404,7 +407,7 @@ class _Builder:
         return after if self.cfg_has_pred(after) else None
 
     def cfg_has_pred(self, node: int) -> bool:
-        return any(node == s for succ in self.cfg.succ for s, _ in succ)
+        return self.cfg.npred[node] > 0
 
     def do_loop(self, n: Node, cur: int | None) -> int | None:
         if cur is None:
@@ -747,9 +750,12 @@ def _inconsistent_returns(run: _Run, pf: "_PendingFunction", ctx: "FileContext")
             trace.append(run.step(jump[0], f"goto {jump[1]} with {expr} held"))
         trace.append(run.step(line, f"{ret_desc} with {expr} held"))
         if line in o_lines:
-            msg = (f"'{expr}' may still be held here ({ret_desc}): this return is reached both "
-                   f"with and without it" + (f" (held via the goto at line {jump[0]})" if jump
-                                              else ""))
+            if jump:
+                msg = (f"'{expr}' is still held here ({ret_desc}) when reached through the goto "
+                       f"at line {jump[0]}; the other paths to this return release it")
+            else:
+                msg = (f"'{expr}' may still be held here ({ret_desc}): this return is reached "
+                       f"both with and without it")
         else:
             msg = (f"'{expr}' is still held here ({ret_desc}) but released before the return "
                    f"at line {other_line}: missing unlock on this path")
@@ -791,7 +797,7 @@ def analyse(pf: "_PendingFunction", ctx: "FileContext"
                                 for off in ctx.norm.guard_loops):
         return [], [], LockEffect()
     call_parts: dict[tuple[int, int], tuple[Node, Node]] = {}
-    for fnode in list(pf.names) + list(pf.vias):
+    for fnode in [n for n, _ in pf.names] + list(pf.vias):
         call = fnode.parent
         args = call.child_by_field_name("arguments") if call is not None else None
         if call is not None and args is not None:
