@@ -95,6 +95,8 @@ class LockEffect:
 
     acquires: tuple[tuple[str, str], ...] = ()  # (expr over params, kind)
     releases: tuple[tuple[str, str], ...] = ()
+    # released or taken on some returns only: after the call the caller cannot know
+    unknown: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,9 +33,14 @@ RULE = "lock-imbalance"
 END = "<end>"  # the return value recorded where a function falls off its end
 MAX_STATES = 48
 MAX_FACTS = 10
+HELD = ("H", "C")
 NESTING = frozenset({"rcu", "srcu", "irq", "bh", "preempt", "migrate", "rspin", "rwlock_r"})
-_ASSIGNED = re.compile(r"(?<![=!<>])\b([A-Za-z_]\w*)\s*(?:[-+*/|&^]?=(?!=)|\+\+|--)|(?:\+\+|--)\s*([A-Za-z_]\w*)")
+# `x = ...`, `x += ...`, `x++`, `++x` (but not `++p->count`, which writes a field of *p)
+_ASSIGNED = re.compile(r"(?<![=!<>\.>])\b([A-Za-z_]\w*)\s*(?:[-+*/|&^]?=(?!=)|\+\+|--)"
+                       r"|(?:\+\+|--)\s*([A-Za-z_]\w*)\b(?!\s*(?:->|\.|\[))")
 _IDENT = re.compile(r"[A-Za-z_]\w*")
+_ROOT = re.compile(r"[(*&\s]*([A-Za-z_]\w*)(?:\s*\(\s*[(*&\s]*([A-Za-z_]\w*))?")
+_VAR_INDEX = re.compile(r"\[[^\]]*[A-Za-z_][^\]]*\]")
 _STRIP_CALLS = ("likely", "unlikely", "WARN_ON", "WARN_ON_ONCE", "WARN", "WARN_ONCE", "BUG_ON")
 _ERRORISH = re.compile(r"^(-|ERR_PTR\b|ERR_CAST\b|NULL$|false$|0$)")
 
@@ -136,10 +141,20 @@ class _Builder:
                             out.append(("op", op, None, None))
                 continue
             summ = ctx.summaries.get(name)
+            if summ is None and kb.lock_function_re.search(name):
+                # a lock helper defined elsewhere (a header's static inline, another file):
+                # whatever it does to locks reached from its arguments is unknown to us
+                roots = frozenset(_root(normalise(_text(a))) for a in args.named_children
+                                  if a.type != "comment") - {""}
+                if roots:
+                    out.append(("forget_roots", roots))
+                continue
             if summ is not None and name != self.pf.name:
                 params, eff = summ
                 argv = [_text(a) for a in args.named_children if a.type != "comment"]
                 subst = dict(zip(params, argv))
+                if eff.unknown:
+                    out.append(("forget", frozenset(_substitute(e, subst) for e in eff.unknown)))
                 for expr, kind in eff.releases:
                     out.append(("op", self._summary_op("release", name, expr, kind, subst,
                                                        line, col), None, None))
@@ -161,9 +176,7 @@ class _Builder:
                     line: int, col: int) -> LockOp:
         from .lockexpr import lock_class
 
-        real = normalise(re.sub(r"\b[A-Za-z_]\w*\b",
-                                lambda m: f"({subst[m.group(0)]})" if m.group(0) in subst
-                                else m.group(0), expr))
+        real = _substitute(expr, subst)
         cls = lock_class(real, self.pf.env, self.ctx.globals_, self.ctx.structs, self.ctx.path)
         lop = LockOp(op, api, kind, real, cls, None, None, line, col)
         self.ops.append(lop)
@@ -481,6 +494,13 @@ class _Builder:
         return self.join(cur2, f_end)
 
 
+def _substitute(expr: str, subst: dict[str, str]) -> str:
+    """A summary's parameter-relative lock expression at a call site."""
+    return normalise(re.sub(r"\b[A-Za-z_]\w*\b",
+                            lambda m: f"({subst[m.group(0)]})" if m.group(0) in subst
+                            else m.group(0), expr))
+
+
 def _bound_var(call: Node) -> str:
     """`ret = trylock(...)` / `int ret = trylock(...)`: the variable the result goes to."""
     p = call.parent
@@ -565,7 +585,8 @@ def _cond_key(cond: Node, b: _Builder) -> tuple[tuple[Any, ...], Node | None]:
 
 
 # --- abstract interpretation ---------------------------------------------------------------
-# A lock entry: (expr, status, count, kind, line, scoped, cls); status "H" held, "R" released.
+# A lock entry: (expr, status, count, kind, line, scoped, cls); status "H" held, "R" released
+# after being taken here, "U" a caller's lock released here, "C" a caller's lock retaken here.
 # A state: (locks: tuple[entry...] sorted by expr, facts: tuple[(key, bool)...],
 #           pend: tuple[(var, LockOp, success)...])
 #           jump: (line, label) of the last goto taken, to say which path a finding is on)
@@ -601,10 +622,16 @@ class _Run:
             vs = ev[1]
             facts = tuple(f for f in facts if not (_mentions(f[0], vs)))
             pend = tuple(p for p in pend if p[0] not in vs)
+            # `p = next` re-points p: what we knew of p->lock is about another object now
+            locks = tuple(e for e in locks if _root(e[0]) not in vs)
             return locks, facts, pend, jump
         if kind == "scope":
             drop = set(ev[1])
             return tuple(e for e in locks if not (e[5] and e[0] in drop)), facts, pend, jump
+        if kind == "forget":
+            return tuple(e for e in locks if e[0] not in ev[1]), facts, pend, jump
+        if kind == "forget_roots":
+            return tuple(e for e in locks if _root(e[0]) not in ev[1]), facts, pend, jump
         op: LockOp = ev[1]
         if ev[2]:  # trylock result bound to a variable: decided when it is tested
             pend = tuple(p for p in pend if p[0] != ev[2]) + ((ev[2], op, ev[3]),)
@@ -615,9 +642,13 @@ class _Run:
         cur = {e[0]: e for e in locks}
         e = cur.get(op.expr)
         if op.op in ("acquire", "trylock"):
-            if e is not None and e[1] == "H":
+            if e is not None and e[1] in HELD:
                 if op.kind in NESTING or e[3] in NESTING:
-                    cur[op.expr] = (e[0], "H", min(e[2] + 1, 3), e[3], e[4], e[5], e[6])
+                    cur[op.expr] = (e[0], e[1], min(e[2] + 1, 3), e[3], e[4], e[5], e[6])
+                elif e[4] == op.line or _VAR_INDEX.search(op.expr):
+                    # the same call again around a loop, or a[i]->lock with i moving: the
+                    # release is in a callee we cannot see, or it is another lock instance
+                    pass
                 else:
                     self.report(op.line, op.col,
                                 f"'{op.expr}' acquired again while already held "
@@ -626,16 +657,20 @@ class _Run:
                                      self.step(op.line, f"{op.api}({op.expr}) again")],
                                 "double-lock")
             else:
-                cur[op.expr] = (op.expr, "H", 1, op.kind, op.line, op.scoped, op.cls)
+                # a caller's lock dropped here and taken again is "C": no net effect
+                status = "C" if e is not None and e[1] == "U" else "H"
+                cur[op.expr] = (op.expr, status, 1, op.kind, op.line, op.scoped, op.cls)
         else:
-            if e is None:
-                cur[op.expr] = (op.expr, "R", 0, op.kind, op.line, False, op.cls)
-            elif e[1] == "H":
+            if e is None:  # the caller's lock ("U": released, never taken here)
+                cur[op.expr] = (op.expr, "U", 0, op.kind, op.line, False, op.cls)
+            elif e[1] in HELD:
                 if e[2] > 1:
-                    cur[op.expr] = (e[0], "H", e[2] - 1, e[3], e[4], e[5], e[6])
+                    cur[op.expr] = (e[0], e[1], e[2] - 1, e[3], e[4], e[5], e[6])
                 else:
-                    cur[op.expr] = (op.expr, "R", 0, e[3], op.line, False, e[6])
-            elif op.kind not in ("irq", "bh", "preempt"):
+                    status = "U" if e[1] == "C" else "R"
+                    cur[op.expr] = (op.expr, status, 0, e[3], op.line, False, e[6])
+            elif op.kind not in ("irq", "bh", "preempt") and e[4] != op.line \
+                    and not _VAR_INDEX.search(op.expr):
                 self.report(op.line, op.col,
                             f"'{op.expr}' released but not held on this path "
                             f"(already released at line {e[4]})",
@@ -708,6 +743,13 @@ class _Run:
                     work.append((m, s2))
 
 
+def _root(expr: str) -> str:
+    """The variable a lock expression hangs off: p for p->lock, (*b)->lock and
+    ACCESS_PRIVATE(p, lock)."""
+    m = _ROOT.match(expr)
+    return (m.group(2) or m.group(1)) if m else ""
+
+
 def _mentions(key: tuple[Any, ...], names: frozenset[str]) -> bool:
     return isinstance(key[1], str) and not _idents(key[1]).isdisjoint(names)
 
@@ -731,7 +773,7 @@ def _inconsistent_returns(run: _Run, pf: "_PendingFunction", ctx: "FileContext")
     for expr, holding in sorted(held_at.items()):
         h_lines = {ln for ln, _, _, _ in holding}
         others = [(ln, val) for st, ln, val in exits
-                  if not any(e[0] == expr and e[1] == "H" for e in st[0])]
+                  if not any(e[0] == expr and e[1] in HELD for e in st[0])]
         if not others:
             continue
         o_lines = {ln for ln, _ in others}
@@ -763,8 +805,11 @@ def _inconsistent_returns(run: _Run, pf: "_PendingFunction", ctx: "FileContext")
         run.report(line, 1, msg, op, trace, "held-at-return")
 
 
-def _effect(run: _Run, pf: "_PendingFunction") -> LockEffect:
-    """Locks held at every return (taken here) and caller locks released at every return."""
+def _effect(run: _Run, pf: "_PendingFunction", ctx: "FileContext") -> LockEffect:
+    """Frozen summary for same-file callers: caller locks released at every return; locks
+    held at every return (trusted only from functions meant to return holding: named so or
+    annotated, since an unseen release in a callee would otherwise leak into every caller);
+    and locks whose state differs between returns, which callers must forget."""
     if not run.exits or run.imprecise:
         return LockEffect()
     params = {p for p, _ in pf.params if p}
@@ -773,17 +818,26 @@ def _effect(run: _Run, pf: "_PendingFunction") -> LockEffect:
         m = re.match(r"[A-Za-z_]\w*", expr)
         return bool(m) and (m.group(0) in params or not (m.group(0) in pf.env))
 
-    first = {e[0]: e for e in run.exits[0][0][0]}
-    acq, rel = [], []
-    for expr, e in sorted(first.items()):
-        if e[5] or e[3] in ("irq", "bh", "preempt") or not over_params(expr):
+    meant_to_hold = bool(ctx.kb.lock_function_re.search(pf.name)) or any(
+        k in ("acquires", "cond_acquires") for k, _ in pf.annotations)
+    exprs: dict[str, str] = {}
+    for st, _, _ in run.exits:
+        for e in st[0]:
+            exprs.setdefault(e[0], e[3])
+    acq, rel, unknown = [], [], []
+    for expr, kind in sorted(exprs.items()):
+        if kind in ("irq", "bh", "preempt") or not over_params(expr):
             continue
-        status = {next((x[1] for x in st[0] if x[0] == expr), None) for st, _, _ in run.exits}
+        status = {next((x[1] for x in st[0] if x[0] == expr and not x[5]), None)
+                  for st, _, _ in run.exits}
         if status == {"H"}:
-            acq.append((expr, e[3]))
-        elif status == {"R"}:
-            rel.append((expr, e[3]))
-    return LockEffect(tuple(acq), tuple(rel))
+            if meant_to_hold:
+                acq.append((expr, kind))
+        elif status == {"U"}:
+            rel.append((expr, kind))
+        elif status & {"U", "C", "H"} and len(status) > 1:
+            unknown.append(expr)
+    return LockEffect(tuple(acq), tuple(rel), tuple(unknown))
 
 
 def analyse(pf: "_PendingFunction", ctx: "FileContext"
@@ -807,6 +861,8 @@ def analyse(pf: "_PendingFunction", ctx: "FileContext"
     run = _Run(cfg, pf, ctx.path)
     run.run()
     _inconsistent_returns(run, pf, ctx)
-    diags = sorted(run.diags.values(), key=lambda d: (d.line, d.col, d.key))
     ops = sorted(set(b.ops), key=lambda o: (o.line, o.col, o.op, o.expr))
-    return ops, diags, _effect(run, pf)
+    if pf.node.has_error:
+        return ops, [], _effect(run, pf, ctx)  # the grammar choked: its paths are guesses
+    diags = sorted(run.diags.values(), key=lambda d: (d.line, d.col, d.key))
+    return ops, diags, _effect(run, pf, ctx)
