@@ -32,13 +32,14 @@ if TYPE_CHECKING:
 RULE = "lock-imbalance"
 END = "<end>"  # the return value recorded where a function falls off its end
 MAX_STATES = 48
-MAX_FACTS = 10
+MAX_FACTS = 32
 HELD = ("H", "C")
 NESTING = frozenset({"rcu", "srcu", "irq", "bh", "preempt", "migrate", "rspin", "rwlock_r"})
 # `x = ...`, `x += ...`, `x++`, `++x` (but not `++p->count`, which writes a field of *p)
 _ASSIGNED = re.compile(r"(?<![=!<>\.>])\b([A-Za-z_]\w*)\s*(?:[-+*/|&^]?=(?!=)|\+\+|--)"
                        r"|(?:\+\+|--)\s*([A-Za-z_]\w*)\b(?!\s*(?:->|\.|\[))")
 _IDENT = re.compile(r"[A-Za-z_]\w*")
+_CONFIG_TESTS = frozenset({"IS_ENABLED", "IS_BUILTIN", "IS_MODULE", "IS_REACHABLE", "defined"})
 _ROOT = re.compile(r"[(*&\s]*([A-Za-z_]\w*)(?:\s*\(\s*[(*&\s]*([A-Za-z_]\w*))?")
 _VAR_INDEX = re.compile(r"\[[^\]]*[A-Za-z_][^\]]*\]")
 _STRIP_CALLS = ("likely", "unlikely", "WARN_ON", "WARN_ON_ONCE", "WARN", "WARN_ONCE", "BUG_ON")
@@ -558,6 +559,8 @@ def _cond_key(cond: Node, b: _Builder) -> tuple[tuple[Any, ...], Node | None]:
         fn = n.child_by_field_name("function")
         args = n.child_by_field_name("arguments")
         name = _text(fn) if fn is not None and fn.type == "identifier" else ""
+        if name in _CONFIG_TESTS:
+            return ("P", txt, not neg), None  # a build configuration, like #ifdef
         spec = b.ctx.kb.lock_apis.get(name)
         if spec is not None and spec.get("op") == "trylock" and args is not None:
             argv = [_text(a) for a in args.named_children if a.type != "comment"]
@@ -699,13 +702,16 @@ class _Run:
                         locks = self.lock_op(locks, p[1])
                     pend = tuple(q for q in pend if q[0] != var)
                     return locks, facts, pend, jump
+            if not truthy:
+                # `if (lock_ptr)` false: nothing hanging off a NULL pointer is held
+                locks = tuple(e for e in locks if _root(e[0]) != var)
             key = ("C", var, True)
             val = truthy
         fkey = key[:2]
         fval = val if key[2] else not val
         for k, v in facts:
             if k == fkey:
-                return st if v == fval else None
+                return (locks, facts, pend, jump) if v == fval else None
         facts = (facts + ((fkey, fval),))[-MAX_FACTS:]
         return locks, facts, pend, jump
 
@@ -765,15 +771,33 @@ def _inconsistent_returns(run: _Run, pf: "_PendingFunction", ctx: "FileContext")
         return
     if ctx.kb.lock_function_re.search(pf.name) or pf.annotations:
         return  # meant to return holding / releasing (by name or __acquires & co.)
+    _inconsistent_group(run, exits)
+
+
+def _config(st: State) -> dict[Any, bool]:
+    return {k: v for k, v in st[1] if k[0] == "P"}
+
+
+def _compatible(a: dict[Any, bool], b: dict[Any, bool]) -> bool:
+    """Two exits can happen in one build: no #ifdef / IS_ENABLED fact differs."""
+    return all(b.get(k, v) == v for k, v in a.items())
+
+
+def _inconsistent_group(run: "_Run", exits: list[tuple[State, int, str]]) -> None:
+    # `if (IS_ENABLED(CONFIG_X)) local_irq_save()` is consistent in every build: an exit holding
+    # a lock is compared only with exits that can occur in the same build configuration.
     held_at: dict[str, list[tuple[int, str, tuple[Any, ...], tuple[Any, ...]]]] = {}
+    held_cfg: dict[str, list[dict[Any, bool]]] = {}
     for st, line, val in exits:
         for e in st[0]:
             if e[1] == "H" and not e[5]:
                 held_at.setdefault(e[0], []).append((line, val, e, st[3]))
+                held_cfg.setdefault(e[0], []).append(_config(st))
     for expr, holding in sorted(held_at.items()):
         h_lines = {ln for ln, _, _, _ in holding}
         others = [(ln, val) for st, ln, val in exits
-                  if not any(e[0] == expr and e[1] in HELD for e in st[0])]
+                  if not any(e[0] == expr and e[1] in HELD for e in st[0])
+                  and any(_compatible(c, _config(st)) for c in held_cfg[expr])]
         if not others:
             continue
         o_lines = {ln for ln, _ in others}

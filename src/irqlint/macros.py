@@ -18,6 +18,8 @@ from .ir import MacroDef
 _DEFINE = re.compile(rb"^[ \t]*#[ \t]*define[ \t]+([A-Za-z_]\w*)\(([^)]*)\)[ \t]*(.*)$", re.M)
 _LOCKISH = re.compile(rb"lock|irq|preempt|rcu|_bh\b|\bdown|\bup_|guard")
 _CALL = re.compile(r"\b([A-Za-z_]\w*)\s*\(")
+_BRANCHY = re.compile(r"\b(?:if|else|switch|for|while|goto|return)\b|\?")
+_WHILE0 = re.compile(r"\bwhile\s*\(\s*0\s*\)")
 
 
 def collect_macros(path: str, text: bytes) -> list[MacroDef]:
@@ -97,6 +99,10 @@ class Wrappers:
             if m.name in lock_apis:
                 continue  # the knowledge base already says what the API does
             by_name.setdefault(m.name, []).append(m)
+        # only straight-line bodies are expanded: a wrapper that locks one way or another
+        # (`if (x) local_irq_save(f); else spin_lock_irqsave(l, f);`) cannot be flattened
+        by_name = {n: ds for n, ds in by_name.items()
+                   if not any(_BRANCHY.search(_WHILE0.sub("", d.body)) for d in ds)}
         calls = {n: {c for d in ds for c, _ in body_calls(d.body)} for n, ds in by_name.items()}
         wrappers: set[str] = set()
         changed = True
