@@ -12,7 +12,9 @@ from __future__ import annotations
 import re
 
 _WS = re.compile(r"\s+")
-_CAST = re.compile(r"^\((?:const\s+|volatile\s+)*(?:struct|union)?\s*\w+\s*\**\s*\)")
+# `(struct foo *)p` but not `(p)->lock`: a cast is followed by its operand
+_CAST = re.compile(r"^\((?:const\s+|volatile\s+)*(?:struct|union)?\s*\w+\s*\**\s*\)"
+                   r"(?!\s*(?:->|\.|\[|$))")
 _INDEX = re.compile(r"\[[^\[\]]*\]")
 _BASE = re.compile(r"^([A-Za-z_]\w*)((?:(?:->|\.)[A-Za-z_]\w*|\[\])*)$")
 _PAREN_NAME = re.compile(r"\(([A-Za-z_]\w*)\)")

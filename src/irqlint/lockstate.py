@@ -34,6 +34,7 @@ END = "<end>"  # the return value recorded where a function falls off its end
 MAX_STATES = 48
 MAX_FACTS = 32
 HELD = ("H", "C")
+PSEUDO = frozenset({"irq", "bh", "preempt", "rcu", "migrate"})  # CPU state, not lock objects
 NESTING = frozenset({"rcu", "srcu", "irq", "bh", "preempt", "migrate", "rspin", "rwlock_r"})
 # `x = ...`, `x += ...`, `x++`, `++x` (but not `++p->count`, which writes a field of *p)
 _ASSIGNED = re.compile(r"(?<![=!<>\.>])\b([A-Za-z_]\w*)\s*(?:[-+*/|&^]?=(?!=)|\+\+|--)"
@@ -47,7 +48,8 @@ _ERRORISH = re.compile(r"^(-|ERR_PTR\b|ERR_CAST\b|NULL$|false$|0$)")
 
 # --- events -------------------------------------------------------------------------------
 # ("op", LockOp, bind_var | None, success | None)   lock operation (trylock bound to a variable)
-# ("assign", frozenset[str])                          variables written
+# ("assign", frozenset[str], frozenset[str])          variables written; and those whose locks
+#                                                     are unsure after it (written or aliased)
 # ("end",)                                            a noreturn call: the path stops
 # ("scope", tuple[str, ...])                          guard() locks of a block go out of scope
 
@@ -125,6 +127,9 @@ class _Builder:
                 op = self._op(name, argv, line, col, spec)
                 if op is None:
                     continue
+                if _in_ternary(call):
+                    out.append(("forget", frozenset({op.expr})))  # `w ? down_write : down_read`
+                    continue
                 if op.op == "trylock":
                     var = _bound_var(call)
                     if var:
@@ -150,7 +155,12 @@ class _Builder:
                 if roots:
                     out.append(("forget_roots", roots))
                 continue
-            if summ is not None and name != self.pf.name:
+            if summ is None:
+                roots = frozenset(_root(normalise(_text(a))) for a in args.named_children
+                                  if a.type != "comment") - {""}
+                out.append(("touch", roots))
+                continue
+            if name != self.pf.name:
                 params, eff = summ
                 argv = [_text(a) for a in args.named_children if a.type != "comment"]
                 subst = dict(zip(params, argv))
@@ -212,7 +222,7 @@ class _Builder:
         evs = self.events(n.start_byte if start is None else start, n.end_byte)
         assigned = _assigned(n)
         if assigned:
-            evs.insert(0, ("assign", assigned))
+            evs.insert(0, ("assign", assigned, assigned | _aliased(n)))
         if not evs:
             return cur
         node = self.cfg.node()
@@ -322,7 +332,7 @@ class _Builder:
         evs = self.events(cond.start_byte, cond.end_byte, skip=try_call)
         assigned = _assigned(cond)
         if assigned:
-            evs.insert(0, ("assign", assigned))
+            evs.insert(0, ("assign", assigned, assigned))
         head = self.cfg.node()
         self.cfg.events[head] = evs
         self.cfg.edge(cur, head)
@@ -502,6 +512,17 @@ def _substitute(expr: str, subst: dict[str, str]) -> str:
                             else m.group(0), expr))
 
 
+def _in_ternary(n: Node) -> bool:
+    p = n.parent
+    for _ in range(6):
+        if p is None or p.type.endswith("statement") or p.type == "declaration":
+            return False
+        if p.type == "conditional_expression":
+            return True
+        p = p.parent
+    return False
+
+
 def _bound_var(call: Node) -> str:
     """`ret = trylock(...)` / `int ret = trylock(...)`: the variable the result goes to."""
     p = call.parent
@@ -514,6 +535,14 @@ def _bound_var(call: Node) -> str:
         d = p.child_by_field_name("declarator")
         return _text(d) if d is not None and d.type == "identifier" else ""
     return ""
+
+
+_ALIAS = re.compile(r"\b[A-Za-z_]\w*\s*=\s*([A-Za-z_]\w*)\s*[;,)]")
+
+
+def _aliased(n: Node) -> frozenset[str]:
+    """`a = b;`: b's locks may now be released through a, so what we knew of b is unsure."""
+    return frozenset(_ALIAS.findall(_text(n)))
 
 
 def _assigned(n: Node) -> frozenset[str]:
@@ -588,11 +617,13 @@ def _cond_key(cond: Node, b: _Builder) -> tuple[tuple[Any, ...], Node | None]:
 
 
 # --- abstract interpretation ---------------------------------------------------------------
-# A lock entry: (expr, status, count, kind, line, scoped, cls); status "H" held, "R" released
+# A lock entry: (expr, status, count, kind, line, scoped, cls, touched); status "H" held, "R" released
 # after being taken here, "U" a caller's lock released here, "C" a caller's lock retaken here.
 # A state: (locks: tuple[entry...] sorted by expr, facts: tuple[(key, bool)...],
 #           pend: tuple[(var, LockOp, success)...])
 #           jump: (line, label) of the last goto taken, to say which path a finding is on)
+# `touched`: since the last lock operation, an unknown callee was given the lock's object (or,
+# for a global lock, any unknown call happened): it may have released or re-taken it.
 State = tuple[tuple[tuple[Any, ...], ...], tuple[tuple[Any, bool], ...], tuple[tuple[Any, ...], ...],
               tuple[Any, ...]]
 
@@ -626,13 +657,17 @@ class _Run:
             facts = tuple(f for f in facts if not (_mentions(f[0], vs)))
             pend = tuple(p for p in pend if p[0] not in vs)
             # `p = next` re-points p: what we knew of p->lock is about another object now
-            locks = tuple(e for e in locks if _root(e[0]) not in vs)
+            locks = tuple(e for e in locks if _root(e[0]) not in ev[2])
             return locks, facts, pend, jump
         if kind == "scope":
             drop = set(ev[1])
             return tuple(e for e in locks if not (e[5] and e[0] in drop)), facts, pend, jump
         if kind == "forget":
             return tuple(e for e in locks if e[0] not in ev[1]), facts, pend, jump
+        if kind == "touch":
+            roots, env = ev[1], self.pf.env
+            return tuple(e if e[7] or not (_root(e[0]) in roots or _root(e[0]) not in env)
+                         else e[:7] + (True,) for e in locks), facts, pend, jump
         if kind == "forget_roots":
             return tuple(e for e in locks if _root(e[0]) not in ev[1]), facts, pend, jump
         op: LockOp = ev[1]
@@ -647,10 +682,11 @@ class _Run:
         if op.op in ("acquire", "trylock"):
             if e is not None and e[1] in HELD:
                 if op.kind in NESTING or e[3] in NESTING:
-                    cur[op.expr] = (e[0], e[1], min(e[2] + 1, 3), e[3], e[4], e[5], e[6])
-                elif e[4] == op.line or _VAR_INDEX.search(op.expr):
-                    # the same call again around a loop, or a[i]->lock with i moving: the
-                    # release is in a callee we cannot see, or it is another lock instance
+                    cur[op.expr] = (e[0], e[1], min(e[2] + 1, 3), e[3], e[4], e[5], e[6], e[7])
+                elif e[4] == op.line or _VAR_INDEX.search(op.expr) or e[7] or op.op == "trylock":
+                    # the same call again around a loop; a[i]->lock with i moving; a callee
+                    # given the lock's object since (it may have released it); a trylock
+                    # (never blocks)
                     pass
                 else:
                     self.report(op.line, op.col,
@@ -662,18 +698,18 @@ class _Run:
             else:
                 # a caller's lock dropped here and taken again is "C": no net effect
                 status = "C" if e is not None and e[1] == "U" else "H"
-                cur[op.expr] = (op.expr, status, 1, op.kind, op.line, op.scoped, op.cls)
+                cur[op.expr] = (op.expr, status, 1, op.kind, op.line, op.scoped, op.cls, False)
         else:
             if e is None:  # the caller's lock ("U": released, never taken here)
-                cur[op.expr] = (op.expr, "U", 0, op.kind, op.line, False, op.cls)
+                cur[op.expr] = (op.expr, "U", 0, op.kind, op.line, False, op.cls, False)
             elif e[1] in HELD:
                 if e[2] > 1:
-                    cur[op.expr] = (e[0], e[1], e[2] - 1, e[3], e[4], e[5], e[6])
+                    cur[op.expr] = (e[0], e[1], e[2] - 1, e[3], e[4], e[5], e[6], e[7])
                 else:
                     status = "U" if e[1] == "C" else "R"
-                    cur[op.expr] = (op.expr, status, 0, e[3], op.line, False, e[6])
+                    cur[op.expr] = (op.expr, status, 0, e[3], op.line, False, e[6], False)
             elif op.kind not in ("irq", "bh", "preempt") and e[4] != op.line \
-                    and not _VAR_INDEX.search(op.expr):
+                    and not _VAR_INDEX.search(op.expr) and not e[7]:
                 self.report(op.line, op.col,
                             f"'{op.expr}' released but not held on this path "
                             f"(already released at line {e[4]})",
@@ -771,7 +807,9 @@ def _inconsistent_returns(run: _Run, pf: "_PendingFunction", ctx: "FileContext")
         return
     if ctx.kb.lock_function_re.search(pf.name) or pf.annotations:
         return  # meant to return holding / releasing (by name or __acquires & co.)
-    _inconsistent_group(run, exits)
+    # *_disable / *_save / *_enter ... helpers change CPU state for their caller on purpose
+    pseudo_ok = bool(ctx.kb.state_function_re.search(pf.name))
+    _inconsistent_group(run, exits, pseudo_ok)
 
 
 def _config(st: State) -> dict[Any, bool]:
@@ -783,16 +821,22 @@ def _compatible(a: dict[Any, bool], b: dict[Any, bool]) -> bool:
     return all(b.get(k, v) == v for k, v in a.items())
 
 
-def _inconsistent_group(run: "_Run", exits: list[tuple[State, int, str]]) -> None:
+def _inconsistent_group(run: "_Run", exits: list[tuple[State, int, str]],
+                        pseudo_ok: bool) -> None:
     # `if (IS_ENABLED(CONFIG_X)) local_irq_save()` is consistent in every build: an exit holding
     # a lock is compared only with exits that can occur in the same build configuration.
     held_at: dict[str, list[tuple[int, str, tuple[Any, ...], tuple[Any, ...]]]] = {}
     held_cfg: dict[str, list[dict[Any, bool]]] = {}
     for st, line, val in exits:
         for e in st[0]:
-            if e[1] == "H" and not e[5]:
-                held_at.setdefault(e[0], []).append((line, val, e, st[3]))
-                held_cfg.setdefault(e[0], []).append(_config(st))
+            if e[1] != "H" or e[5] or (pseudo_ok and e[3] in PSEUDO):
+                continue
+            if e[7] and _root(e[0]) in run.pf.env:
+                continue  # its object was handed to a callee, which may have released it
+            if any(x[1] == "U" and x[3] == e[3] for x in st[0]):
+                continue  # hands over: released the caller's lock, returns holding another
+            held_at.setdefault(e[0], []).append((line, val, e, st[3]))
+            held_cfg.setdefault(e[0], []).append(_config(st))
     for expr, holding in sorted(held_at.items()):
         h_lines = {ln for ln, _, _, _ in holding}
         others = [(ln, val) for st, ln, val in exits
@@ -829,7 +873,8 @@ def _inconsistent_group(run: "_Run", exits: list[tuple[State, int, str]]) -> Non
         run.report(line, 1, msg, op, trace, "held-at-return")
 
 
-def _effect(run: _Run, pf: "_PendingFunction", ctx: "FileContext") -> LockEffect:
+def _effect(run: _Run, pf: "_PendingFunction", ctx: "FileContext",
+            ops: list[LockOp]) -> LockEffect:
     """Frozen summary for same-file callers: caller locks released at every return; locks
     held at every return (trusted only from functions meant to return holding: named so or
     annotated, since an unseen release in a callee would otherwise leak into every caller);
@@ -844,23 +889,22 @@ def _effect(run: _Run, pf: "_PendingFunction", ctx: "FileContext") -> LockEffect
 
     meant_to_hold = bool(ctx.kb.lock_function_re.search(pf.name)) or any(
         k in ("acquires", "cond_acquires") for k, _ in pf.annotations)
-    exprs: dict[str, str] = {}
+    exprs: dict[str, str] = {op.expr: op.kind for op in ops if not op.scoped}
     for st, _, _ in run.exits:
         for e in st[0]:
             exprs.setdefault(e[0], e[3])
     acq, rel, unknown = [], [], []
     for expr, kind in sorted(exprs.items()):
-        if kind in ("irq", "bh", "preempt") or not over_params(expr):
+        if not over_params(expr) and kind not in PSEUDO:
             continue
         status = {next((x[1] for x in st[0] if x[0] == expr and not x[5]), None)
                   for st, _, _ in run.exits}
-        if status == {"H"}:
-            if meant_to_hold:
-                acq.append((expr, kind))
+        if status == {"H"} and meant_to_hold:
+            acq.append((expr, kind))
         elif status == {"U"}:
             rel.append((expr, kind))
-        elif status & {"U", "C", "H"} and len(status) > 1:
-            unknown.append(expr)
+        elif status != {"R"}:
+            unknown.append(expr)  # mixed, forgotten on the way, or held without saying so
     return LockEffect(tuple(acq), tuple(rel), tuple(unknown))
 
 
@@ -887,6 +931,6 @@ def analyse(pf: "_PendingFunction", ctx: "FileContext"
     _inconsistent_returns(run, pf, ctx)
     ops = sorted(set(b.ops), key=lambda o: (o.line, o.col, o.op, o.expr))
     if pf.node.has_error:
-        return ops, [], _effect(run, pf, ctx)  # the grammar choked: its paths are guesses
+        return ops, [], _effect(run, pf, ctx, ops)  # the grammar choked: paths are guesses
     diags = sorted(run.diags.values(), key=lambda d: (d.line, d.col, d.key))
-    return ops, diags, _effect(run, pf, ctx)
+    return ops, diags, _effect(run, pf, ctx, ops)
