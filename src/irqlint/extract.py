@@ -252,8 +252,7 @@ def extract_file(path: str, source: bytes, kb: KnowledgeBase, wrappers: Wrappers
         pf.callees = {t for _, t in pf.names}
         pending.append(pf)
 
-    by_name = {pf.name: pf for pf in pending}
-    for pf in _callee_first(pending, by_name):
+    for pf in _callee_first(pending):
         facts.functions.append(_finish_function(pf, ctx, assigns))
     t4 = time.perf_counter()
     facts.seconds = {"normalize+parse": t1 - t0, "reparse": t2 - t1, "queries": t3 - t2,
@@ -327,26 +326,30 @@ class _PendingFunction:
     callees: set[str] = field(default_factory=set)
 
 
-def _callee_first(pending: list[_PendingFunction],
-                  by_name: dict[str, _PendingFunction]) -> list[_PendingFunction]:
-    """File-local functions ordered so that callees come before callers (DFS post-order)."""
+def _callee_first(pending: list[_PendingFunction]) -> list[_PendingFunction]:
+    """File-local functions ordered so that callees come before callers (DFS post-order).
+    A name defined more than once (#ifdef alternatives) is emitted with all its bodies."""
+    by_name: dict[str, list[_PendingFunction]] = {}
+    for pf in pending:
+        by_name.setdefault(pf.name, []).append(pf)
     order: list[_PendingFunction] = []
     state: dict[str, int] = {}
     for root in pending:
         if root.name in state:
             continue
-        stack = [(root, iter(sorted(root.callees)))]
+        callees = sorted({c for pf in by_name[root.name] for c in pf.callees})
+        stack = [(root.name, iter(callees))]
         state[root.name] = 1
         while stack:
-            pf, it = stack[-1]
+            name, it = stack[-1]
             nxt = next((c for c in it if c in by_name and c not in state), None)
             if nxt is None:
                 stack.pop()
-                state[pf.name] = 2
-                order.append(pf)
+                state[name] = 2
+                order.extend(by_name[name])
             else:
                 state[nxt] = 1
-                stack.append((by_name[nxt], iter(sorted(by_name[nxt].callees))))
+                stack.append((nxt, iter(sorted({c for pf in by_name[nxt] for c in pf.callees}))))
     return order
 
 
@@ -398,8 +401,11 @@ def _finish_function(pf: _PendingFunction, ctx: FileContext, assigns: _Buckets) 
                                                               body.end_byte)})
 
     lock_ops, diags, effect = lockstate.analyse(pf, ctx)
-    if effect.acquires or effect.releases:
-        ctx.summaries[pf.name] = (tuple(p for p, _ in pf.params), effect)
+    params = tuple(p for p, _ in pf.params)
+    prev = ctx.summaries.get(pf.name)
+    if prev is not None and prev != (params, effect):
+        effect = _merge_effects(prev[1], effect)  # #ifdef alternatives: keep what is sure
+    ctx.summaries[pf.name] = (params, effect)
     fn = pf.node
     hint = _first_error_hint(fn, ctx.text) if fn.has_error else ""
     return Function(
@@ -409,6 +415,13 @@ def _finish_function(pf: _PendingFunction, ctx: FileContext, assigns: _Buckets) 
         field_writes=tuple(field_writes), field_reads=tuple(reads), fn_refs=tuple(fn_refs),
         registrations=tuple(regs), effect=effect, diagnostics=tuple(diags), error_hint=hint,
     )
+
+
+def _merge_effects(a: LockEffect, b: LockEffect) -> LockEffect:
+    if a == b:
+        return a
+    touched = {e for e, _ in a.acquires + a.releases + b.acquires + b.releases}
+    return LockEffect((), (), tuple(sorted(touched | set(a.unknown) | set(b.unknown))))
 
 
 def _first_error_hint(fn: Node, text: bytes) -> str:

@@ -44,7 +44,7 @@ _CONFIG_TESTS = frozenset({"IS_ENABLED", "IS_BUILTIN", "IS_MODULE", "IS_REACHABL
 _ROOT = re.compile(r"[(*&\s]*([A-Za-z_]\w*)(?:\s*\(\s*[(*&\s]*([A-Za-z_]\w*))?")
 _VAR_INDEX = re.compile(r"\[[^\]]*[A-Za-z_][^\]]*\]")
 _STRIP_CALLS = ("likely", "unlikely", "WARN_ON", "WARN_ON_ONCE", "WARN", "WARN_ONCE", "BUG_ON")
-_ERRORISH = re.compile(r"^(-|ERR_PTR\b|ERR_CAST\b|NULL$|false$|0$)")
+_ERRORISH = re.compile(r"^(-|ERR_PTR\b|ERR_CAST\b|NULL$|false$)")
 
 # --- events -------------------------------------------------------------------------------
 # ("op", LockOp, bind_var | None, success | None)   lock operation (trylock bound to a variable)
@@ -89,6 +89,7 @@ class _Builder:
         self.breaks: list[int] = []
         self.continues: list[int] = []
         self.ops: list[LockOp] = []
+        self.forgotten: set[str] = set()  # lock states a callee made unknown (transitively)
         # evaluation order: an inner call ends before the call it is an argument of
         calls = [(s, e) for s, e in call_parts]
         calls.sort(key=lambda c: (c[1], -c[0]))
@@ -160,12 +161,14 @@ class _Builder:
                                   if a.type != "comment") - {""}
                 out.append(("touch", roots))
                 continue
-            if name != self.pf.name:
+            if name != self.pf.name and (summ[1].acquires or summ[1].releases or summ[1].unknown):
                 params, eff = summ
                 argv = [_text(a) for a in args.named_children if a.type != "comment"]
                 subst = dict(zip(params, argv))
                 if eff.unknown:
-                    out.append(("forget", frozenset(_substitute(e, subst) for e in eff.unknown)))
+                    lost = frozenset(_substitute(e, subst) for e in eff.unknown)
+                    self.forgotten |= lost
+                    out.append(("forget", lost))
                 for expr, kind in eff.releases:
                     out.append(("op", self._summary_op("release", name, expr, kind, subst,
                                                        line, col), None, None))
@@ -510,6 +513,11 @@ def _substitute(expr: str, subst: dict[str, str]) -> str:
     return normalise(re.sub(r"\b[A-Za-z_]\w*\b",
                             lambda m: f"({subst[m.group(0)]})" if m.group(0) in subst
                             else m.group(0), expr))
+
+
+def _has_effect(ctx: "FileContext", name: str) -> bool:
+    s = ctx.summaries.get(name)
+    return s is not None and bool(s[1].acquires or s[1].releases or s[1].unknown)
 
 
 def _in_ternary(n: Node) -> bool:
@@ -874,7 +882,7 @@ def _inconsistent_group(run: "_Run", exits: list[tuple[State, int, str]],
 
 
 def _effect(run: _Run, pf: "_PendingFunction", ctx: "FileContext",
-            ops: list[LockOp]) -> LockEffect:
+            ops: list[LockOp], forgotten: set[str]) -> LockEffect:
     """Frozen summary for same-file callers: caller locks released at every return; locks
     held at every return (trusted only from functions meant to return holding: named so or
     annotated, since an unseen release in a callee would otherwise leak into every caller);
@@ -890,12 +898,17 @@ def _effect(run: _Run, pf: "_PendingFunction", ctx: "FileContext",
     meant_to_hold = bool(ctx.kb.lock_function_re.search(pf.name)) or any(
         k in ("acquires", "cond_acquires") for k, _ in pf.annotations)
     exprs: dict[str, str] = {op.expr: op.kind for op in ops if not op.scoped}
+    for expr in forgotten:
+        exprs.setdefault(expr, "?")
     for st, _, _ in run.exits:
         for e in st[0]:
             exprs.setdefault(e[0], e[3])
     acq, rel, unknown = [], [], []
     for expr, kind in sorted(exprs.items()):
         if not over_params(expr) and kind not in PSEUDO:
+            continue
+        if kind == "?":
+            unknown.append(expr)
             continue
         status = {next((x[1] for x in st[0] if x[0] == expr and not x[5]), None)
                   for st, _, _ in run.exits}
@@ -913,7 +926,7 @@ def analyse(pf: "_PendingFunction", ctx: "FileContext"
     """Lock ops, lock-imbalance diagnostics and net effect of one function."""
     kb = ctx.kb
     relevant = any(v.type == "call_expression" for v in pf.vias) or any(
-        name in kb.lock_apis or name in ctx.wrappers.defs or name in ctx.summaries
+        name in kb.lock_apis or name in ctx.wrappers.defs or _has_effect(ctx, name)
         for name in pf.callees)
     if not relevant and not any(pf.body.start_byte <= off < pf.body.end_byte
                                 for off in ctx.norm.guard_loops):
@@ -931,6 +944,6 @@ def analyse(pf: "_PendingFunction", ctx: "FileContext"
     _inconsistent_returns(run, pf, ctx)
     ops = sorted(set(b.ops), key=lambda o: (o.line, o.col, o.op, o.expr))
     if pf.node.has_error:
-        return ops, [], _effect(run, pf, ctx, ops)  # the grammar choked: paths are guesses
+        return ops, [], _effect(run, pf, ctx, ops, b.forgotten)  # the grammar choked: paths are guesses
     diags = sorted(run.diags.values(), key=lambda d: (d.line, d.col, d.key))
-    return ops, diags, _effect(run, pf, ctx, ops)
+    return ops, diags, _effect(run, pf, ctx, ops, b.forgotten)
