@@ -20,6 +20,7 @@ _EXPECT = re.compile(r"/\*\s*expect:\s*([a-z-]+(?:\s*,\s*[a-z-]+)*)\s*\*/")
 def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None
             ) -> subprocess.CompletedProcess[str]:
     full_env = dict(os.environ)
+    full_env["IRQLINT_STRICT"] = "1"  # an internal error fails the test instead of a skip
     full_env.update(env or {})
     return subprocess.run([sys.executable, "-m", "irqlint", *args], capture_output=True,
                           text=True, cwd=cwd, env=full_env, timeout=300)

@@ -46,6 +46,7 @@ class FileContext:
     text: bytes
     norm: Normalized
     keep_args: frozenset[str] = frozenset()  # calls whose argument texts are recorded
+    paired: set[str] = field(default_factory=set)  # callbacks that return holding by contract
     globals_: dict[str, bool] = field(default_factory=dict)  # name -> static?
     structs: dict[str, dict[str, str]] = field(default_factory=dict)
     summaries: dict[str, tuple[tuple[str, ...], LockEffect]] = field(default_factory=dict)
@@ -194,7 +195,7 @@ def extract_file(path: str, source: bytes, kb: KnowledgeBase, wrappers: Wrappers
         tree2 = parse(alt)
         if _error_count(tree2.root_node) < _error_count(tree.root_node):
             tree = tree2
-            norm = Normalized(alt, norm.annotations, norm.guard_loops)
+            norm = Normalized(alt, norm.annotations, norm.guard_loops, norm.loops)
     t2 = time.perf_counter()
     ctx = FileContext(path, kb, wrappers, norm.text, norm, keep_args=_keep_args(kb, wrappers))
     root = tree.root_node
@@ -227,6 +228,8 @@ def extract_file(path: str, source: bytes, kb: KnowledgeBase, wrappers: Wrappers
         facts.fn_refs.append(FnRef(f"{struct}::{fname}" if struct else fname, _text(value),
                                    pair.start_point[0] + 1))
 
+    paired_fields = ctx.kb.paired_callbacks
+    ctx.paired = {r.target for r in facts.fn_refs if r.field.rsplit("::", 1)[-1] in paired_fields}
     pending: list[_PendingFunction] = []
     for fn in fn_nodes:
         name, params, decl = _function_header(fn)

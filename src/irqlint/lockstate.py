@@ -48,8 +48,9 @@ _ERRORISH = re.compile(r"^(-|ERR_PTR\b|ERR_CAST\b|NULL$|false$)")
 
 # --- events -------------------------------------------------------------------------------
 # ("op", LockOp, bind_var | None, success | None)   lock operation (trylock bound to a variable)
-# ("assign", frozenset[str], frozenset[str])          variables written; and those whose locks
-#                                                     are unsure after it (written or aliased)
+# ("assign", frozenset[str], frozenset[str])          variables written (facts about them are
+#                                                     void); variables whose locks are unsure
+#                                                     from here on (written or aliased)
 # ("end",)                                            a noreturn call: the path stops
 # ("scope", tuple[str, ...])                          guard() locks of a block go out of scope
 
@@ -225,7 +226,9 @@ class _Builder:
         evs = self.events(n.start_byte if start is None else start, n.end_byte)
         assigned = _assigned(n)
         if assigned:
-            evs.insert(0, ("assign", assigned, assigned | _aliased(n)))
+            # facts about x go before `x = f()`; what x->lock is goes after f() ran
+            evs.insert(0, ("assign", assigned, frozenset()))
+            evs.append(("assign", frozenset(), assigned | _aliased(n)))
         if not evs:
             return cur
         node = self.cfg.node()
@@ -335,7 +338,8 @@ class _Builder:
         evs = self.events(cond.start_byte, cond.end_byte, skip=try_call)
         assigned = _assigned(cond)
         if assigned:
-            evs.insert(0, ("assign", assigned, assigned))
+            evs.insert(0, ("assign", assigned, frozenset()))
+            evs.append(("assign", frozenset(), assigned))
         head = self.cfg.node()
         self.cfg.events[head] = evs
         self.cfg.edge(cur, head)
@@ -392,6 +396,10 @@ class _Builder:
         body = n.child_by_field_name("body")
         if guard_name is not None and cond is not None:
             return self.scoped_guard(guard_name, cond, body, cur, head, after)
+        cursor = self.ctx.norm.loops.get(n.start_byte)
+        if cursor:
+            # list_for_each_entry(pos, ...) assigns pos on every iteration
+            self.cfg.events[head] = [("assign", frozenset({cursor}), frozenset({cursor}))]
         t, f = self.branch(cond, head)
         self.cfg.edge(f, after)
         self.breaks.append(after)
@@ -626,7 +634,8 @@ def _cond_key(cond: Node, b: _Builder) -> tuple[tuple[Any, ...], Node | None]:
 
 # --- abstract interpretation ---------------------------------------------------------------
 # A lock entry: (expr, status, count, kind, line, scoped, cls, touched); status "H" held, "R" released
-# after being taken here, "U" a caller's lock released here, "C" a caller's lock retaken here.
+# after being taken here, "U" a caller's lock released here, "C" a caller's lock retaken here,
+# "?" unknown (a callee or a re-pointing made it so), "Q" taken again while unknown.
 # A state: (locks: tuple[entry...] sorted by expr, facts: tuple[(key, bool)...],
 #           pend: tuple[(var, LockOp, success)...])
 #           jump: (line, label) of the last goto taken, to say which path a finding is on)
@@ -665,19 +674,21 @@ class _Run:
             facts = tuple(f for f in facts if not (_mentions(f[0], vs)))
             pend = tuple(p for p in pend if p[0] not in vs)
             # `p = next` re-points p: what we knew of p->lock is about another object now
-            locks = tuple(e for e in locks if _root(e[0]) not in ev[2])
+            locks = tuple(_unsure(e) if _root(e[0]) in ev[2] else e for e in locks)
             return locks, facts, pend, jump
         if kind == "scope":
             drop = set(ev[1])
             return tuple(e for e in locks if not (e[5] and e[0] in drop)), facts, pend, jump
         if kind == "forget":
-            return tuple(e for e in locks if e[0] not in ev[1]), facts, pend, jump
+            return tuple(_unsure(e) if e[0] in ev[1] else e for e in locks), facts, pend, jump
         if kind == "touch":
             roots, env = ev[1], self.pf.env
             return tuple(e if e[7] or not (_root(e[0]) in roots or _root(e[0]) not in env)
                          else e[:7] + (True,) for e in locks), facts, pend, jump
         if kind == "forget_roots":
-            return tuple(e for e in locks if _root(e[0]) not in ev[1]), facts, pend, jump
+            # a lock helper may also save/restore IRQs or BHs (task_rq_unlock...)
+            return (tuple(_unsure(e) if _root(e[0]) in ev[1] or e[0] in ("irq", "bh") else e
+                          for e in locks), facts, pend, jump)
         op: LockOp = ev[1]
         if ev[2]:  # trylock result bound to a variable: decided when it is tested
             pend = tuple(p for p in pend if p[0] != ev[2]) + ((ev[2], op, ev[3]),)
@@ -686,6 +697,16 @@ class _Run:
 
     def lock_op(self, locks: tuple[tuple[Any, ...], ...], op: LockOp) -> tuple[tuple[Any, ...], ...]:
         cur = {e[0]: e for e in locks}
+        self._apply_op(cur, op)
+        # spin_lock_irqsave() also disables IRQs, spin_unlock_irqrestore() restores them: the
+        # same "irq" (and "bh") section local_irq_save()/local_irq_restore() open and close
+        if op.irq is not None and op.kind != "irq":
+            self._apply_op(cur, _pseudo(op, "irq", op.irq in ("off", "save")))
+        if op.bh is not None and op.kind != "bh":
+            self._apply_op(cur, _pseudo(op, "bh", op.bh == "off"))
+        return tuple(sorted(cur.values(), key=lambda x: x[0]))
+
+    def _apply_op(self, cur: dict[str, tuple[Any, ...]], op: LockOp) -> None:
         e = cur.get(op.expr)
         if op.op in ("acquire", "trylock"):
             if e is not None and e[1] in HELD:
@@ -703,6 +724,8 @@ class _Run:
                                 op, [self.step(e[4], f"{op.expr} acquired"),
                                      self.step(op.line, f"{op.api}({op.expr}) again")],
                                 "double-lock")
+            elif e is not None and e[1] in ("?", "Q"):
+                cur[op.expr] = (op.expr, "Q", 1, op.kind, op.line, op.scoped, op.cls, False)
             else:
                 # a caller's lock dropped here and taken again is "C": no net effect
                 status = "C" if e is not None and e[1] == "U" else "H"
@@ -710,6 +733,8 @@ class _Run:
         else:
             if e is None:  # the caller's lock ("U": released, never taken here)
                 cur[op.expr] = (op.expr, "U", 0, op.kind, op.line, False, op.cls, False)
+            elif e[1] in ("?", "Q"):
+                cur[op.expr] = (op.expr, "?", 0, e[3], op.line, False, e[6], False)
             elif e[1] in HELD:
                 if e[2] > 1:
                     cur[op.expr] = (e[0], e[1], e[2] - 1, e[3], e[4], e[5], e[6], e[7])
@@ -724,7 +749,6 @@ class _Run:
                             op, [self.step(e[4], f"{op.expr} released"),
                                  self.step(op.line, f"{op.api}({op.expr}) again")],
                             "double-unlock")
-        return tuple(sorted(cur.values(), key=lambda x: x[0]))
 
     def edge(self, st: State, cond: tuple[Any, ...] | None) -> State | None:
         if cond is None:
@@ -748,7 +772,7 @@ class _Run:
                     return locks, facts, pend, jump
             if not truthy:
                 # `if (lock_ptr)` false: nothing hanging off a NULL pointer is held
-                locks = tuple(e for e in locks if _root(e[0]) != var)
+                locks = tuple(_unsure(e) if _root(e[0]) == var else e for e in locks)
             key = ("C", var, True)
             val = truthy
         fkey = key[:2]
@@ -793,6 +817,19 @@ class _Run:
                     work.append((m, s2))
 
 
+def _pseudo(op: LockOp, which: str, on: bool) -> LockOp:
+    """The IRQ/BH section a lock operation opens or closes as a side effect.  Its class ends
+    in "*": such a section is reported through the lock that opened it, never on its own."""
+    return LockOp("acquire" if on else "release", op.api, which, which, which + "*", None, None,
+                  op.line, op.col, op.scoped)
+
+
+def _unsure(e: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A lock whose state we no longer know ("?"): taking it again is not a double lock,
+    releasing it is not a double unlock, and it is not ours at a return."""
+    return (e[0], "?", 0, e[3], e[4], False, e[6], False)
+
+
 def _root(expr: str) -> str:
     """The variable a lock expression hangs off: p for p->lock, (*b)->lock and
     ACCESS_PRIVATE(p, lock)."""
@@ -813,8 +850,8 @@ def _inconsistent_returns(run: _Run, pf: "_PendingFunction", ctx: "FileContext")
     exits = run.exits
     if len(exits) < 2 or run.imprecise:
         return
-    if ctx.kb.lock_function_re.search(pf.name) or pf.annotations:
-        return  # meant to return holding / releasing (by name or __acquires & co.)
+    if ctx.kb.lock_function_re.search(pf.name) or pf.annotations or pf.name in ctx.paired:
+        return  # meant to return holding / releasing (by name, __acquires & co., or role)
     # *_disable / *_save / *_enter ... helpers change CPU state for their caller on purpose
     pseudo_ok = bool(ctx.kb.state_function_re.search(pf.name))
     _inconsistent_group(run, exits, pseudo_ok)
@@ -837,7 +874,7 @@ def _inconsistent_group(run: "_Run", exits: list[tuple[State, int, str]],
     held_cfg: dict[str, list[dict[Any, bool]]] = {}
     for st, line, val in exits:
         for e in st[0]:
-            if e[1] != "H" or e[5] or (pseudo_ok and e[3] in PSEUDO):
+            if e[1] != "H" or e[5] or (pseudo_ok and e[3] in PSEUDO) or e[6].endswith("*"):
                 continue
             if e[7] and _root(e[0]) in run.pf.env:
                 continue  # its object was handed to a callee, which may have released it
@@ -868,12 +905,12 @@ def _inconsistent_group(run: "_Run", exits: list[tuple[State, int, str]],
             trace.append(run.step(jump[0], f"goto {jump[1]} with {expr} held"))
         trace.append(run.step(line, f"{ret_desc} with {expr} held"))
         if line in o_lines:
-            if jump:
-                msg = (f"'{expr}' is still held here ({ret_desc}) when reached through the goto "
-                       f"at line {jump[0]}; the other paths to this return release it")
-            else:
-                msg = (f"'{expr}' may still be held here ({ret_desc}): this return is reached "
-                       f"both with and without it")
+            if not jump:
+                # one return reached with and without the lock, and no goto to tell the paths
+                # apart: conditional locking on conditions we cannot relate; not reported
+                continue
+            msg = (f"'{expr}' is still held here ({ret_desc}) when reached through the goto "
+                   f"at line {jump[0]}; the other paths to this return release it")
         else:
             msg = (f"'{expr}' is still held here ({ret_desc}) but released before the return "
                    f"at line {other_line}: missing unlock on this path")
@@ -892,8 +929,8 @@ def _effect(run: _Run, pf: "_PendingFunction", ctx: "FileContext",
     params = {p for p, _ in pf.params if p}
 
     def over_params(expr: str) -> bool:
-        m = re.match(r"[A-Za-z_]\w*", expr)
-        return bool(m) and (m.group(0) in params or not (m.group(0) in pf.env))
+        root = _root(expr)
+        return bool(root) and (root in params or root not in pf.env)
 
     meant_to_hold = bool(ctx.kb.lock_function_re.search(pf.name)) or any(
         k in ("acquires", "cond_acquires") for k, _ in pf.annotations)

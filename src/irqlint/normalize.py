@@ -25,6 +25,8 @@ class Normalized:
     annotations: list[tuple[int, str, str]] = field(default_factory=list)
     # byte offset of a `while` that was a scoped guard macro -> guard macro name.
     guard_loops: dict[int, str] = field(default_factory=dict)
+    # byte offset of a `while` that was an iterator macro -> its cursor (first argument).
+    loops: dict[int, str] = field(default_factory=dict)
 
 
 _IF0 = re.compile(rb"#[ \t]*if[ \t]+0\b")
@@ -307,5 +309,9 @@ def normalize(source: bytes, kb: KnowledgeBase) -> Normalized:
         name = text[start:name_end].decode()
         if name in guard_names:
             out.guard_loops[start] = name
+        else:
+            first = text[j + 1 : close - 1].split(b",", 1)[0].strip().decode("utf-8", "replace")
+            if first.isidentifier():
+                out.loops[start] = first
     out.text = bytes(buf)
     return out

@@ -85,6 +85,10 @@ class KnowledgeBase:
         return re.compile(self.data["functions"]["lock_function_pattern"])
 
     @cached_property
+    def paired_callbacks(self) -> frozenset[str]:
+        return frozenset(self.data["functions"]["paired_callbacks"])
+
+    @cached_property
     def state_function_re(self) -> re.Pattern[str]:
         return re.compile(self.data["functions"]["state_function_pattern"])
 
