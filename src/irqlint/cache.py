@@ -46,26 +46,27 @@ class Cache:
         assert self.root is not None
         return os.path.join(self.root, "facts", key[:2], key + ".pkl")
 
-    def get(self, key: str) -> Any | None:
+    def get(self, key: str, full: bool = False) -> tuple[Any, Any] | None:
+        """(head, body) of an entry; the body is only unpickled when `full` is asked for."""
         if self.root is None:
             return None
         try:
             with open(self._file(key), "rb") as f:
-                magic, stored_key, value = pickle.load(f)
+                magic, stored_key, head = pickle.load(f)
+                if magic != MAGIC or stored_key != key:
+                    raise ValueError("foreign entry")
+                body = pickle.load(f) if full else None
         except FileNotFoundError:
             return None
         except Exception:  # corrupt or foreign: drop it, it will be rebuilt
             self._discard(key)
             return None
-        if magic != MAGIC or stored_key != key:
-            self._discard(key)
-            return None
-        return value
+        return head, body
 
-    def put(self, key: str, value: Any) -> None:
+    def put(self, key: str, head: Any, body: Any) -> None:
         if self.root is None:
             return
-        self._write(self._file(key), (MAGIC, key, value))
+        self._write(self._file(key), (MAGIC, key, head), body)
 
     def _discard(self, key: str) -> None:
         try:
@@ -73,12 +74,13 @@ class Cache:
         except OSError:
             pass
 
-    def _write(self, target: str, obj: Any) -> None:
+    def _write(self, target: str, *objs: Any) -> None:
         os.makedirs(os.path.dirname(target), exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as f:
-                pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL)
+                for obj in objs:
+                    pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL)
             os.replace(tmp, target)
         except BaseException:
             try:

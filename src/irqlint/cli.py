@@ -76,11 +76,10 @@ def _options(args: argparse.Namespace) -> tuple[Options, config.Config]:
 
 
 def _stats(a: Analysis) -> dict[str, object]:
-    fns = sum(len(f.functions) for f in a.files)
-    failed = sum(f.failed_functions for f in a.files)
-    with_err = sum(1 for f in a.files for fn in f.functions if fn.has_error) + failed
+    fns = sum(f.functions for f in a.files)
+    with_err = sum(f.parse_error_functions for f in a.files)
     return {"files": len(a.files), "skipped_files": len(a.skipped),
-            "functions": fns + failed, "functions_with_parse_errors": with_err,
+            "functions": fns, "functions_with_parse_errors": with_err,
             "seconds": {k: round(v, 3) for k, v in a.seconds.items()},
             "cached_files": a.cached, "profile": a.kb.profile}
 
@@ -143,9 +142,6 @@ def cmd_stats(args: argparse.Namespace) -> int:
             stage[k] = stage.get(k, 0.0) + v
         for k, v in f.error_macros.items():
             culprits[k] = culprits.get(k, 0) + v
-        for fn in f.functions:
-            if fn.has_error:
-                culprits[fn.error_hint] = culprits.get(fn.error_hint, 0) + 1
     st["worker_seconds"] = {k: round(v, 2) for k, v in stage.items()}
     top = sorted(culprits.items(), key=lambda kv: (-kv[1], kv[0]))[: args.top]
     st["worst_offenders"] = [{"name": k, "functions": v} for k, v in top]

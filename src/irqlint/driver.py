@@ -27,7 +27,7 @@ from typing import Any
 from .cache import Cache, content_hash
 from .errors import InputError
 from .extract import extract_file
-from .ir import FileFacts, MacroDef
+from .ir import FileFacts, FileSummary, MacroDef
 from .kb import KnowledgeBase
 from .macros import Wrappers, collect_macros
 from .progress import Progress
@@ -43,11 +43,13 @@ class Options:
     max_file_size: int = 16 * 1024 * 1024
     kb_extra: dict[str, Any] = field(default_factory=dict)
     progress: bool = True
+    full_facts: bool = False  # load every file's full facts (rules that need more than summaries)
 
 
 @dataclass(slots=True)
 class Analysis:
-    files: list[FileFacts]
+    files: list[FileSummary]
+    facts: list[FileFacts] | None  # only when Options.full_facts
     skipped: list[tuple[str, str]]
     kb: KnowledgeBase
     wrappers: Wrappers
@@ -76,20 +78,23 @@ def _phase0(path: str) -> tuple[str, int, int, str, list[MacroDef], str | None]:
     return path, st.st_size, st.st_mtime_ns, content_hash(data), collect_macros(path, data), None
 
 
-def _phase1(job: tuple[str, str, str | None]) -> tuple[str, FileFacts | str]:
-    path, key, cache_root = job
+def _phase1(job: tuple[str, str, str | None, bool]
+            ) -> tuple[str, FileSummary | str, FileFacts | None]:
+    path, key, cache_root, full = job
     try:
         with open(path, "rb") as f:
             data = f.read()
         facts = extract_file(path, data, _W["kb"], _W["wrappers"])
     except RecursionError:
-        return path, "too deeply nested for the parser"
+        return path, "too deeply nested for the parser", None
     except Exception as exc:  # one bad file must not end a whole-tree run ...
         if os.environ.get("IRQLINT_STRICT"):  # ... but the test suite wants to see it
             raise
-        return path, f"internal error ({type(exc).__name__}: {exc}); please report it"
-    Cache(cache_root).put(key, facts) if cache_root else None
-    return path, facts
+        return path, f"internal error ({type(exc).__name__}: {exc}); please report it", None
+    summary = FileSummary.of(facts)
+    if cache_root:
+        Cache(cache_root).put(key, summary, facts)
+    return path, summary, facts if full else None
 
 
 def _map(fn: Any, items: list[Any], jobs: int, init_args: tuple[Any, ...],
@@ -180,26 +185,34 @@ def analyse(paths: list[str], opts: Options) -> Analysis:
 
     # phase 1
     t = time.perf_counter()
+    summaries: dict[str, FileSummary] = {}
     facts: dict[str, FileFacts] = {}
+    full = opts.full_facts
     jobs1 = []
     for f, chash in usable:
         key = cache.key(f, chash, kb.digest, wrappers.digest)
-        hit = cache.get(key)
-        if isinstance(hit, FileFacts):
-            facts[f] = hit
+        hit = cache.get(key, full)
+        if hit is not None and isinstance(hit[0], FileSummary) and \
+                (not full or isinstance(hit[1], FileFacts)):
+            summaries[f] = hit[0]
+            if full:
+                facts[f] = hit[1]
         else:
-            jobs1.append((f, key, cache.root))
+            jobs1.append((f, key, cache.root, full))
     seconds["cache-load"] = time.perf_counter() - t
-    cached = len(facts)
+    cached = len(summaries)
     t = time.perf_counter()
     with Progress("analysing", len(jobs1), show) as prog:
-        for path, res in _map(_phase1, jobs1, jobs, (kb, wrappers, opts.max_file_size), prog):
+        for path, res, ff in _map(_phase1, jobs1, jobs, (kb, wrappers, opts.max_file_size), prog):
             if isinstance(res, str):
                 skipped.append((path, res))
             else:
-                facts[path] = res
+                summaries[path] = res
+                if ff is not None:
+                    facts[path] = ff
     seconds["extract"] = time.perf_counter() - t
     cache.save_index(index)
-    ordered = [facts[f] for f, _ in usable if f in facts]
+    ordered = [summaries[f] for f, _ in usable if f in summaries]
+    ordered_facts = [facts[f] for f, _ in usable if f in facts] if full else None
     skipped.sort()
-    return Analysis(ordered, skipped, kb, wrappers, seconds, cached)
+    return Analysis(ordered, ordered_facts, skipped, kb, wrappers, seconds, cached)

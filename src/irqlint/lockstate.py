@@ -61,6 +61,7 @@ class Cfg:
     succ: list[list[tuple[int, tuple[Any, ...] | None]]] = field(default_factory=list)
     returns: dict[int, tuple[int, str]] = field(default_factory=dict)  # node -> (line, value)
     npred: list[int] = field(default_factory=list)
+    track: set[tuple[Any, ...]] = field(default_factory=set)  # branch facts worth keeping
 
     def node(self) -> int:
         self.events.append([])
@@ -91,6 +92,7 @@ class _Builder:
         self.continues: list[int] = []
         self.ops: list[LockOp] = []
         self.forgotten: set[str] = set()  # lock states a callee made unknown (transitively)
+        self._bound: set[str] = set()  # variables holding a trylock result
         # evaluation order: an inner call ends before the call it is an argument of
         calls = [(s, e) for s, e in call_parts]
         calls.sort(key=lambda c: (c[1], -c[0]))
@@ -135,6 +137,7 @@ class _Builder:
                 if op.op == "trylock":
                     var = _bound_var(call)
                     if var:
+                        self._bound.add(var)
                         out.append(("op", op, var, spec.get("success", "nonzero")))
                     continue
                 out.append(("op", op, None, None))
@@ -152,13 +155,13 @@ class _Builder:
             if summ is None and kb.lock_function_re.search(name):
                 # a lock helper defined elsewhere (a header's static inline, another file):
                 # whatever it does to locks reached from its arguments is unknown to us
-                roots = frozenset(_root(normalise(_text(a))) for a in args.named_children
+                roots = frozenset(_root(_text(a)) for a in args.named_children
                                   if a.type != "comment") - {""}
                 if roots:
                     out.append(("forget_roots", roots))
                 continue
             if summ is None:
-                roots = frozenset(_root(normalise(_text(a))) for a in args.named_children
+                roots = frozenset(_root(_text(a)) for a in args.named_children
                                   if a.type != "comment") - {""}
                 out.append(("touch", roots))
                 continue
@@ -218,7 +221,44 @@ class _Builder:
             last = self.pf.body.end_point[0] + 1
             self.cfg.returns[end] = (last, END)
             self.cfg.edge(end, self.exit)
+        self._prune()
         return self.cfg
+
+    def _prune(self) -> None:
+        """Drop the parts of assignment and call events no state can care about: variables
+        that no branch condition mentions and that no lock hangs off; calls that cannot touch
+        a lock of this function.  Most statements then carry no event at all."""
+        cond_vars: set[str] = set()
+        tested: dict[tuple[Any, ...], set[int]] = {}
+        for i, succ in enumerate(self.cfg.succ):
+            for _, cond in succ:
+                if cond is not None and isinstance(cond[0][1], str):
+                    cond_vars |= _idents(cond[0][1])
+                    k = cond[0]
+                    tested.setdefault((k[0] if k[0] != "V" else "C", k[1]), set()).add(i)
+        # a branch fact only matters if the same condition is tested again later
+        self.cfg.track = {k for k, heads in tested.items() if len(heads) > 1 or k[0] == "P"}
+        lock_roots = {_root(op.expr) for op in self.ops} | {_root(e) for e in self.forgotten}
+        any_global = any(r not in self.pf.env for r in lock_roots)
+        watch = lock_roots | {"irq", "bh"}
+        for i, evs in enumerate(self.cfg.events):
+            if not evs:
+                continue
+            kept = []
+            for ev in evs:
+                k = ev[0]
+                if k == "assign":
+                    facts = ev[1] & (cond_vars | self._bound)
+                    locks = ev[2] & watch
+                    if facts or locks:
+                        kept.append(("assign", facts, locks))
+                elif k == "touch":
+                    roots = ev[1] & lock_roots
+                    if roots or any_global:
+                        kept.append(("touch", roots))
+                else:
+                    kept.append(ev)
+            self.cfg.events[i] = kept
 
     def simple(self, n: Node, cur: int | None, start: int | None = None) -> int | None:
         if cur is None:
@@ -776,6 +816,8 @@ class _Run:
             key = ("C", var, True)
             val = truthy
         fkey = key[:2]
+        if fkey not in self.cfg.track:
+            return locks, facts, pend, jump
         fval = val if key[2] else not val
         for k, v in facts:
             if k == fkey:

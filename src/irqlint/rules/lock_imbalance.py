@@ -58,14 +58,16 @@ Linux Documentation/locking/lockdep-design.rst; smatch check_locking.c ("inconsi
 
 
 def check(analysis: "Analysis") -> Iterator[Finding]:
-    for facts in analysis.files:
-        for fn in facts.functions:
-            for d in fn.diagnostics:
-                yield Finding(
-                    rule=d.rule, severity="warning", message=d.message, file=fn.file,
-                    line=d.line, column=d.col, function=fn.name, functions=(fn.name,),
-                    locks=d.locks, traces=(d.trace,), key=d.key,
-                )
+    for summary in analysis.files:
+        seen: dict[tuple[str, str], int] = {}
+        for fname, d in summary.diagnostics:
+            n = seen.get((fname, d.key), 0)
+            seen[(fname, d.key)] = n + 1
+            yield Finding(
+                rule=d.rule, severity="warning", message=d.message, file=summary.path,
+                line=d.line, column=d.col, function=fname, functions=(fname,),
+                locks=d.locks, traces=(d.trace,), key=d.key if n == 0 else f"{d.key}#{n}",
+            )
 
 
 register(Rule("lock-imbalance", "warning", True,
