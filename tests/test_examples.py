@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import EXAMPLES, check_json, expected_markers, found
+
 from irqlint.rules import all_rules
 
 REGISTERED = {r.id for r in all_rules()}

@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import EXAMPLES, FIXTURES
+
 from irqlint.kb import KnowledgeBase
 from irqlint.normalize import blank_alternatives, normalize
 from irqlint.parse import parse

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from conftest import ROOT, run_cli
+
 from irqlint.rules import all_rules
 
 SECTIONS = ("## What it does", "## Why is this bad?", "## Example", "## Use instead",
@@ -30,5 +31,5 @@ def test_every_rule_documented_in_the_template() -> None:
 def test_readme_lists_the_rules() -> None:
     readme = (ROOT / "README.md").read_text()
     block = readme.split("<!-- rules:begin -->")[1].split("<!-- rules:end -->")[0]
-    listed = re.findall(r"^\| `([a-z-]+)` \|", block, re.M)
+    listed = re.findall(r"^\| `([a-z-]+)` \|", block, re.MULTILINE)
     assert listed == [rule.id for rule in all_rules()]

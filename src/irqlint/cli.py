@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from . import __version__, config
 from .cache import default_dir
@@ -18,14 +19,15 @@ from .rules import all_rules
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2
+    def error(self, message: str) -> NoReturn:  # one line, exit 2
         sys.stderr.write(f"irqlint: error: {message}\n")
         raise SystemExit(2)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("paths", nargs="+", help="files or directories to analyse")
-    p.add_argument("-j", "--jobs", type=int, default=0, help="worker processes (default: all cores)")
+    p.add_argument("-j", "--jobs", type=int, default=0,
+                   help="worker processes (default: all cores)")
     p.add_argument("--cache-dir", default=None, help=f"cache directory (default {default_dir()})")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the cache")
     p.add_argument("--config", default=None, help="config file (default: irqlint.toml in the tree)")

@@ -120,9 +120,9 @@ def detect_profile(paths: list[str]) -> str:
     for p in paths:
         d = os.path.abspath(p if os.path.isdir(p) else os.path.dirname(p))
         while True:
-            if os.path.isfile(os.path.join(d, "xen", "include", "xen", "sched.h")) or \
-                    os.path.isfile(os.path.join(d, "include", "xen", "sched.h")) and \
-                    os.path.isdir(os.path.join(d, "common")):
+            if os.path.isfile(os.path.join(d, "xen", "include", "xen", "sched.h")) or (
+                    os.path.isfile(os.path.join(d, "include", "xen", "sched.h"))
+                    and os.path.isdir(os.path.join(d, "common"))):
                 return "xen"
             parent = os.path.dirname(d)
             if parent == d:

@@ -31,8 +31,8 @@ _DEFINE_LOCK = re.compile(
 )
 
 _KEYWORDS = frozenset(
-    "if while for switch return sizeof do else case goto break continue typeof __typeof__ "
-    "defined __attribute__ asm __asm__ volatile int char long short unsigned signed void".split()
+    """if while for switch return sizeof do else case goto break continue typeof __typeof__
+    defined __attribute__ asm __asm__ volatile int char long short unsigned signed void""".split()
 )
 
 
@@ -143,7 +143,8 @@ def _error_culprit(text: bytes, offset: int) -> str:
     ls = text.rfind(b"\n", 0, offset) + 1
     le = text.find(b"\n", offset)
     line = text[ls : le if le != -1 else len(text)].decode("utf-8", "replace")
-    names = [n for n in re.findall(r"([A-Za-z_]\w*)\s*\(", line) if n not in _KEYWORDS]
+    names: list[str] = [n for n in re.findall(r"([A-Za-z_]\w*)\s*\(", line)
+                        if n not in _KEYWORDS]
     if names:
         return names[0]
     words = [w for w in re.findall(r"[A-Za-z_]\w*", line) if w not in _KEYWORDS]
@@ -232,7 +233,7 @@ def extract_file(path: str, source: bytes, kb: KnowledgeBase, wrappers: Wrappers
     ctx.paired = {r.target for r in facts.fn_refs if r.field.rsplit("::", 1)[-1] in paired_fields}
     pending: list[_PendingFunction] = []
     for fn in fn_nodes:
-        name, params, decl = _function_header(fn)
+        name, params, _ = _function_header(fn)
         body = fn.child_by_field_name("body")
         if not name or body is None:
             continue
@@ -289,7 +290,7 @@ def _count_swallowed(root: Node, facts: FileFacts, text: bytes) -> None:
     for child in root.children:
         if child.type == "ERROR":
             body = text[child.start_byte : child.end_byte]
-            n = len(re.findall(rb"^\{[ \t]*$", body, re.M))
+            n = len(re.findall(rb"^\{[ \t]*$", body, re.MULTILINE))
             if n:
                 facts.failed_functions += n
                 culprit = _error_culprit(text, child.start_byte)
@@ -462,4 +463,4 @@ def lock_op_for(api: str, args: list[str], line: int, col: int, env: dict[str, s
                   spec.get("irq"), spec.get("bh"), line, col, scoped)  # type: ignore[arg-type]
 
 
-__all__ = ["extract_file", "lock_op_for", "FileContext", "LockOp"]
+__all__ = ["FileContext", "LockOp", "extract_file", "lock_op_for"]

@@ -82,7 +82,7 @@ def _text(n: Node) -> str:
 class _Builder:
     """Statement tree -> Cfg; events come from the calls inside each statement's range."""
 
-    def __init__(self, pf: "_PendingFunction", ctx: "FileContext",
+    def __init__(self, pf: _PendingFunction, ctx: FileContext,
                  call_parts: dict[tuple[int, int], tuple[Node, Node]]) -> None:
         self.pf, self.ctx, self.call_parts = pf, ctx, call_parts
         self.cfg = Cfg()
@@ -168,7 +168,7 @@ class _Builder:
             if name != self.pf.name and (summ[1].acquires or summ[1].releases or summ[1].unknown):
                 params, eff = summ
                 argv = [_text(a) for a in args.named_children if a.type != "comment"]
-                subst = dict(zip(params, argv))
+                subst = dict(zip(params, argv, strict=False))
                 if eff.unknown:
                     lost = frozenset(_substitute(e, subst) for e in eff.unknown)
                     self.forgotten |= lost
@@ -244,7 +244,7 @@ class _Builder:
         for i, evs in enumerate(self.cfg.events):
             if not evs:
                 continue
-            kept = []
+            kept: list[tuple[Any, ...]] = []
             for ev in evs:
                 k = ev[0]
                 if k == "assign":
@@ -286,7 +286,8 @@ class _Builder:
                 before = len(self.ops)
                 cur = self.stmt(c, cur)
                 scoped.extend(op.expr for op in self.ops[before:]
-                              if op.scoped and op.api.startswith("guard(") and c.type != "while_statement")
+                              if op.scoped and op.api.startswith("guard(")
+                              and c.type != "while_statement")
             if scoped and cur is not None:
                 node = self.cfg.node()
                 self.cfg.events[node] = [("scope", tuple(scoped))]
@@ -310,7 +311,8 @@ class _Builder:
             val = n.named_children[0] if n.named_children else None
             node = self.cfg.node()
             self.cfg.edge(cur, node)
-            self.cfg.returns[node] = (n.start_point[0] + 1, " ".join(_text(val).split()) if val else "")
+            value = " ".join(_text(val).split()) if val else ""
+            self.cfg.returns[node] = (n.start_point[0] + 1, value)
             self.cfg.edge(node, self.exit)
             return None
         if t == "goto_statement":
@@ -563,7 +565,7 @@ def _substitute(expr: str, subst: dict[str, str]) -> str:
                             else m.group(0), expr))
 
 
-def _has_effect(ctx: "FileContext", name: str) -> bool:
+def _has_effect(ctx: FileContext, name: str) -> bool:
     s = ctx.summaries.get(name)
     return s is not None and bool(s[1].acquires or s[1].releases or s[1].unknown)
 
@@ -673,7 +675,8 @@ def _cond_key(cond: Node, b: _Builder) -> tuple[tuple[Any, ...], Node | None]:
 
 
 # --- abstract interpretation ---------------------------------------------------------------
-# A lock entry: (expr, status, count, kind, line, scoped, cls, touched); status "H" held, "R" released
+# A lock entry: (expr, status, count, kind, line, scoped, cls, touched); status "H" held,
+# "R" released
 # after being taken here, "U" a caller's lock released here, "C" a caller's lock retaken here,
 # "?" unknown (a callee or a re-pointing made it so), "Q" taken again while unknown.
 # A state: (locks: tuple[entry...] sorted by expr, facts: tuple[(key, bool)...],
@@ -681,12 +684,13 @@ def _cond_key(cond: Node, b: _Builder) -> tuple[tuple[Any, ...], Node | None]:
 #           jump: (line, label) of the last goto taken, to say which path a finding is on)
 # `touched`: since the last lock operation, an unknown callee was given the lock's object (or,
 # for a global lock, any unknown call happened): it may have released or re-taken it.
-State = tuple[tuple[tuple[Any, ...], ...], tuple[tuple[Any, bool], ...], tuple[tuple[Any, ...], ...],
+State = tuple[tuple[tuple[Any, ...], ...], tuple[tuple[Any, bool], ...],
+              tuple[tuple[Any, ...], ...],
               tuple[Any, ...]]
 
 
 class _Run:
-    def __init__(self, cfg: Cfg, pf: "_PendingFunction", path: str) -> None:
+    def __init__(self, cfg: Cfg, pf: _PendingFunction, path: str) -> None:
         self.cfg, self.pf, self.path = cfg, pf, path
         self.diags: dict[tuple[str, int, str], Diagnostic] = {}
         self.exits: list[tuple[State, int, str]] = []
@@ -724,18 +728,19 @@ class _Run:
         if kind == "touch":
             roots, env = ev[1], self.pf.env
             return tuple(e if e[7] or not (_root(e[0]) in roots or _root(e[0]) not in env)
-                         else e[:7] + (True,) for e in locks), facts, pend, jump
+                         else (*e[:7], True) for e in locks), facts, pend, jump
         if kind == "forget_roots":
             # a lock helper may also save/restore IRQs or BHs (task_rq_unlock...)
             return (tuple(_unsure(e) if _root(e[0]) in ev[1] or e[0] in ("irq", "bh") else e
                           for e in locks), facts, pend, jump)
         op: LockOp = ev[1]
         if ev[2]:  # trylock result bound to a variable: decided when it is tested
-            pend = tuple(p for p in pend if p[0] != ev[2]) + ((ev[2], op, ev[3]),)
+            pend = (*(p for p in pend if p[0] != ev[2]), (ev[2], op, ev[3]))
             return locks, facts, pend, jump
         return self.lock_op(locks, op), facts, pend, jump
 
-    def lock_op(self, locks: tuple[tuple[Any, ...], ...], op: LockOp) -> tuple[tuple[Any, ...], ...]:
+    def lock_op(self, locks: tuple[tuple[Any, ...], ...], op: LockOp
+                ) -> tuple[tuple[Any, ...], ...]:
         cur = {e[0]: e for e in locks}
         self._apply_op(cur, op)
         # spin_lock_irqsave() also disables IRQs, spin_unlock_irqrestore() restores them: the
@@ -822,7 +827,7 @@ class _Run:
         for k, v in facts:
             if k == fkey:
                 return (locks, facts, pend, jump) if v == fval else None
-        facts = (facts + ((fkey, fval),))[-MAX_FACTS:]
+        facts = (*facts, (fkey, fval))[-MAX_FACTS:]
         return locks, facts, pend, jump
 
     def run(self) -> None:
@@ -888,7 +893,7 @@ def _idents(text: str) -> frozenset[str]:
     return frozenset(_IDENT.findall(text))
 
 
-def _inconsistent_returns(run: _Run, pf: "_PendingFunction", ctx: "FileContext") -> None:
+def _inconsistent_returns(run: _Run, pf: _PendingFunction, ctx: FileContext) -> None:
     exits = run.exits
     if len(exits) < 2 or run.imprecise:
         return
@@ -908,7 +913,7 @@ def _compatible(a: dict[Any, bool], b: dict[Any, bool]) -> bool:
     return all(b.get(k, v) == v for k, v in a.items())
 
 
-def _inconsistent_group(run: "_Run", exits: list[tuple[State, int, str]],
+def _inconsistent_group(run: _Run, exits: list[tuple[State, int, str]],
                         pseudo_ok: bool) -> None:
     # `if (IS_ENABLED(CONFIG_X)) local_irq_save()` is consistent in every build: an exit holding
     # a lock is compared only with exits that can occur in the same build configuration.
@@ -925,7 +930,6 @@ def _inconsistent_group(run: "_Run", exits: list[tuple[State, int, str]],
             held_at.setdefault(e[0], []).append((line, val, e, st[3]))
             held_cfg.setdefault(e[0], []).append(_config(st))
     for expr, holding in sorted(held_at.items()):
-        h_lines = {ln for ln, _, _, _ in holding}
         others = [(ln, val) for st, ln, val in exits
                   if not any(e[0] == expr and e[1] in HELD for e in st[0])
                   and any(_compatible(c, _config(st)) for c in held_cfg[expr])]
@@ -960,7 +964,7 @@ def _inconsistent_group(run: "_Run", exits: list[tuple[State, int, str]],
         run.report(line, 1, msg, op, trace, "held-at-return")
 
 
-def _effect(run: _Run, pf: "_PendingFunction", ctx: "FileContext",
+def _effect(run: _Run, pf: _PendingFunction, ctx: FileContext,
             ops: list[LockOp], forgotten: set[str]) -> LockEffect:
     """Frozen summary for same-file callers: caller locks released at every return; locks
     held at every return (trusted only from functions meant to return holding: named so or
@@ -1000,7 +1004,7 @@ def _effect(run: _Run, pf: "_PendingFunction", ctx: "FileContext",
     return LockEffect(tuple(acq), tuple(rel), tuple(unknown))
 
 
-def analyse(pf: "_PendingFunction", ctx: "FileContext"
+def analyse(pf: _PendingFunction, ctx: FileContext
             ) -> tuple[list[LockOp], list[Diagnostic], LockEffect]:
     """Lock ops, lock-imbalance diagnostics and net effect of one function."""
     kb = ctx.kb
@@ -1023,6 +1027,7 @@ def analyse(pf: "_PendingFunction", ctx: "FileContext"
     _inconsistent_returns(run, pf, ctx)
     ops = sorted(set(b.ops), key=lambda o: (o.line, o.col, o.op, o.expr))
     if pf.node.has_error:
-        return ops, [], _effect(run, pf, ctx, ops, b.forgotten)  # the grammar choked: paths are guesses
+        # the grammar choked: its paths are guesses, so no diagnostics
+        return ops, [], _effect(run, pf, ctx, ops, b.forgotten)
     diags = sorted(run.diags.values(), key=lambda d: (d.line, d.col, d.key))
     return ops, diags, _effect(run, pf, ctx, ops, b.forgotten)

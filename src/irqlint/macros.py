@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 
 from .ir import MacroDef
 
-_DEFINE = re.compile(rb"^[ \t]*#[ \t]*define[ \t]+([A-Za-z_]\w*)\(([^)]*)\)[ \t]*(.*)$", re.M)
+_DEFINE = re.compile(rb"^[ \t]*#[ \t]*define[ \t]+([A-Za-z_]\w*)\(([^)]*)\)[ \t]*(.*)$",
+                     re.MULTILINE)
 _LOCKISH = re.compile(rb"lock|irq|preempt|rcu|_bh\b|\bdown|\bup_|guard")
 _CALL = re.compile(r"\b([A-Za-z_]\w*)\s*\(")
 _BRANCHY = re.compile(r"\b(?:if|else|switch|for|while|goto|return)\b|\?")
@@ -47,7 +48,9 @@ def collect_macros(path: str, text: bytes) -> list[MacroDef]:
 
 def split_args(s: str) -> list[str]:
     """Top-level comma split of an argument list's inside."""
-    out, depth, cur = [], 0, []
+    out: list[str] = []
+    cur: list[str] = []
+    depth = 0
     for c in s:
         if c in "([{":
             depth += 1
@@ -93,7 +96,7 @@ class Wrappers:
         return set(self.defs)
 
     @classmethod
-    def build(cls, macros: list[MacroDef], lock_apis: set[str]) -> "Wrappers":
+    def build(cls, macros: list[MacroDef], lock_apis: set[str]) -> Wrappers:
         by_name: dict[str, list[MacroDef]] = {}
         for m in macros:
             if m.name in lock_apis:
@@ -142,7 +145,7 @@ class Wrappers:
         d = self.pick(name, path)
         if d is None or depth > 4:
             return []
-        subst = {p: a for p, a in zip(d.params, args)}
+        subst = dict(zip(d.params, args, strict=False))
         out: list[tuple[str, list[str]]] = []
         for callee, cargs in body_calls(d.body):
             real = [_substitute(a, subst) for a in cargs]

@@ -13,7 +13,7 @@ class Progress:
         self.enabled = enabled and total >= 200
         self._last = 0.0
 
-    def __enter__(self) -> "Progress":
+    def __enter__(self) -> Progress:
         return self
 
     def tick(self) -> None:

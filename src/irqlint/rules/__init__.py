@@ -19,7 +19,7 @@ class Rule:
     default: bool
     summary: str
     doc: str  # What it does / Why is this bad? / Example / Use instead / Known false positives
-    check: Callable[["Analysis"], Iterable["Finding"]]
+    check: Callable[[Analysis], Iterable[Finding]]
 
 
 REGISTRY: dict[str, Rule] = {}

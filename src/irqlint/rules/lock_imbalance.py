@@ -57,7 +57,7 @@ Linux Documentation/locking/lockdep-design.rst; smatch check_locking.c ("inconsi
 """
 
 
-def check(analysis: "Analysis") -> Iterator[Finding]:
+def check(analysis: Analysis) -> Iterator[Finding]:
     for summary in analysis.files:
         seen: dict[tuple[str, str], int] = {}
         for fname, d in summary.diagnostics:
