@@ -149,7 +149,7 @@ class FileSummary(NamedTuple):
     diagnostics: tuple[tuple[str, Diagnostic], ...]  # (function, diagnostic)
 
     @classmethod
-    def of(cls, facts: "FileFacts") -> "FileSummary":
+    def of(cls, facts: FileFacts) -> FileSummary:
         culprits = dict(facts.error_macros)
         bad = facts.failed_functions
         for fn in facts.functions:

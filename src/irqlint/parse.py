@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import tree_sitter_c
 from tree_sitter import Language, Node, Parser, Query, QueryCursor, Tree
@@ -33,7 +33,7 @@ def parser() -> Parser:
     return Parser(LANGUAGE)
 
 
-@lru_cache(maxsize=None)
+@cache
 def query(name: str) -> Query:
     return Query(LANGUAGE, _QUERIES[name])
 

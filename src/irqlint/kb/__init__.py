@@ -44,7 +44,7 @@ class KnowledgeBase:
         self.digest = hashlib.sha256(canon.encode()).hexdigest()[:16]
 
     @classmethod
-    def load(cls, profile: str = "linux", extra: dict[str, Any] | None = None) -> "KnowledgeBase":
+    def load(cls, profile: str = "linux", extra: dict[str, Any] | None = None) -> KnowledgeBase:
         pkg = resources.files(__package__)
         data: dict[str, Any] = {}
         for entry in sorted(pkg.iterdir(), key=lambda e: e.name):
