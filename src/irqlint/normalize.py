@@ -9,6 +9,8 @@ annotations, which loops were really ``scoped_guard``) are recorded first, in si
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -161,9 +163,131 @@ def blank_alternatives(text: bytes) -> bytes:
     return bytes(buf)
 
 
+_BODY_OPEN = re.compile(rb"\n\{")
+_BODY_CLOSE = re.compile(rb"\n\}")
+_LABEL_LINE = re.compile(rb"[ \t]*([A-Za-z_]\w*)[ \t]*:[ \t]*$")
+_OPERATOR_START = frozenset(b"|&+-*/%?:.,)]=<>^}")
+
+
+def _code_before(text: bytes, pos: int) -> bytes:
+    """The last code line before pos (blank lines and whole-line comments skipped), stripped,
+    or b"#" if a preprocessor line or the start of the file comes first."""
+    end = pos
+    while end > 0:
+        ls = text.rfind(b"\n", 0, end - 1) + 1
+        line = text[ls:end].strip()
+        end = ls
+        if not line:
+            continue
+        if line.startswith(b"#"):
+            return b"#"
+        if line.endswith(b"*/"):
+            k = line.rfind(b"/*")
+            if k == -1:  # the end of a multi-line comment: take it as a statement boundary
+                return b";"
+            line = line[:k].rstrip()
+            if not line:
+                continue
+        k = line.find(b"//")
+        if k != -1:
+            line = line[:k].rstrip()
+            if not line:
+                continue
+        return line
+    return b"#"
+
+
+def _code_after(text: bytes, pos: int, stop: int) -> bytes:
+    """The first code text in text[pos:stop] (whitespace and comments skipped)."""
+    while pos < stop:
+        while pos < stop and text[pos] in b" \t\r\n":
+            pos += 1
+        if text.startswith(b"/*", pos):
+            e = text.find(b"*/", pos + 2, stop)
+            if e == -1:
+                return b""
+            pos = e + 2
+        elif text.startswith(b"//", pos):
+            e = text.find(b"\n", pos, stop)
+            if e == -1:
+                return b""
+            pos = e
+        else:
+            return text[pos : min(stop, pos + 8)]
+    return b""
+
+
+def _mid_statement(text: bytes, before: bytes, first: bytes, last: bytes) -> bool:
+    if before != b"#" and before[-1:] not in (b";", b"{", b"}", b":"):
+        return True
+    if before[-1:] == b":" and _LABEL_LINE.fullmatch(before) and before.strip() != b"default:":
+        return True  # `label:` then a conditional group: the label has no statement
+    if first[:1] and first[0] in _OPERATOR_START:
+        return True
+    if re.match(rb"else\b", first):
+        return True
+    if last != b"#" and last[-1:] not in (b";", b"}", b":"):  # `{`: opens what #endif cuts
+        return True
+    if last != b"#" and _LABEL_LINE.fullmatch(last) and last.strip() != b"default:":
+        return True
+    return False
+
+
+def blank_split_conditionals(buf: bytearray, text: bytes) -> None:
+    """Conditional groups that split a statement or expression (`if (a ||\n#ifdef X\n b ||
+    \n#endif\n c)`, an `else if` branch under #ifdef, `label:` right before #endif) lose
+    their directive lines; inside a function body, such a group with #else/#elif keeps only
+    its first branch.  Groups at statement boundaries are left to the grammar."""
+    if b"#if" not in text:
+        return
+    opens: list[int] = []
+    closes: list[int] = []
+
+    def in_body(pos: int) -> bool:
+        if not opens:  # computed on first use: most files need none
+            opens.extend(m.start() + 1 for m in _BODY_OPEN.finditer(text))
+            closes.extend(m.start() + 1 for m in _BODY_CLOSE.finditer(text))
+        i = bisect.bisect_right(opens, pos) - 1
+        if i < 0:
+            return False
+        j = bisect.bisect_right(closes, opens[i])
+        return j < len(closes) and closes[j] > pos
+
+    stack: list[list[tuple[int, int]]] = []  # per open group: (start, line end) of directives
+    for d in _PP_LINE.finditer(text):
+        kw = d.group(1)
+        if kw in (b"if", b"ifdef", b"ifndef"):
+            stack.append([(d.start(), _line_end(text, d.start()))])
+            continue
+        if not stack:
+            continue
+        stack[-1].append((d.start(), _line_end(text, d.start())))
+        if kw != b"endif":
+            continue
+        group = stack.pop()
+        if buf[group[0][0]] != 35:  # already blanked inside an enclosing group
+            continue
+        first_end = group[1][0]
+        before = _code_before(text, group[0][0])
+        first = _code_after(text, group[0][1], first_end)
+        last = _code_before(text, first_end)
+        if last != b"#" and text.rfind(b"\n", 0, first_end) < group[0][1]:
+            last = b"#"
+        if not _mid_statement(text, before, first, last):
+            continue
+        if len(group) > 2:
+            if not in_body(group[0][0]):
+                continue
+            for (s0, _), (s1, _) in itertools.pairwise(group[1:]):
+                _blank(buf, s0, s1)
+        _blank(buf, group[0][0], group[0][1])
+        _blank(buf, group[-1][0], group[-1][1])
+
+
 # Every annotation we blank starts with "__" or is one of a few plain words; one scan over
 # such identifiers, then a set lookup, is much cheaper than a 150-way alternation.
-_LOOP_HINT = re.compile(rb"for_each|scoped_guard|scoped_cond_guard|while_each|do_each")
+_LOOP_HINT = re.compile(rb"for_each|foreach|FOR_EACH|FOREACH|_walk|for_all_|for_other_|iterate_"
+                        rb"|scoped_guard|scoped_cond_guard|while_each|do_each")
 _DEFINE_LINE = re.compile(rb"#[ \t]*define\b")
 
 
@@ -174,11 +298,22 @@ def _patterns(kb: KnowledgeBase) -> tuple[frozenset[bytes], frozenset[bytes], re
     words = frozenset(w.encode() for w in norm["blank_words"])
     calls = frozenset(c.encode() for c in norm["blank_calls"])
     loop_re = re.compile(norm["loop_macro_pattern"].encode())
-    plain = sorted(w for w in words | calls if not w.startswith(b"__"))
+    plain = sorted(w for w in words | calls | _replace_words(kb).keys()
+                   if not w.startswith(b"__"))
     # "__" is a literal prefix the regex engine scans for quickly; the few plain words get
     # their own alternation.  Word boundaries are checked by the caller.
     annot = re.compile(rb"__\w+" + b"".join(b"|" + re.escape(w) + rb"\b" for w in plain))
     return words, calls, loop_re, annot
+
+
+@lru_cache(maxsize=4)
+def _replace_words(kb: KnowledgeBase) -> dict[bytes, bytes]:
+    """Words rewritten to a keyword of the same length (xfs's `STATIC` -> `static`)."""
+    out = {}
+    for w, r in kb.normalize.get("replace_words", {}).items():
+        if len(w) == len(r):
+            out[w.encode()] = r.encode()
+    return out
 
 
 def blank_defines(buf: bytearray) -> None:
@@ -201,6 +336,100 @@ def _type_first_re(names: tuple[str, ...]) -> re.Pattern[bytes] | None:
     return re.compile(rb"\b(?:" + alt + rb")\s*\(\s*(struct|union|enum)\b")
 # `, struct foo *)` or `, struct foo,`: a type passed to a macro (container_of, list_entry...)
 _TYPE_ARG = re.compile(rb",(\s*)(struct|union|enum)(?=\s+\w+[\s*]*[,)])")
+
+
+# A type written as a macro argument that the grammar cannot take as an expression:
+# `min_t(unsigned int, a, b)`, `va_arg(ap, char *)`, `alloc_percpu(      foo *)` (after the
+# struct keyword was blanked).  Two or more C type keywords, or words followed by stars.
+_TYPE_KW = rb"(?:unsigned|signed|int|long|short|char|const|volatile|float|double|void)"
+_TYPE_WORDS = re.compile(
+    rb"[(,][ \t]*\n?[ \t]*(?P<t>(?:" + _TYPE_KW + rb"[ \t]+)+" + _TYPE_KW
+    + rb"\b[ \t]*(?:\*[ \t]*)*"
+    rb"|(?:struct|union|enum)[ \t]+\w+[ \t*]*"
+    rb"|(?:[A-Za-z_]\w*[ \t]+)*[A-Za-z_]\w*[ \t]*\*[ \t*]*)(?=\n?[ \t]*[,)])")
+_NOT_CALLEES = frozenset((b"return", b"sizeof", b"if", b"while", b"switch", b"for", b"case",
+                          b"do", b"else", b"defined", b"_Alignof", b"alignof", b"__alignof__"))
+_WORD_TAIL = re.compile(rb"(\w+)[ \t]*$")
+_SPACE_TO_UNDERSCORE = bytes.maketrans(b" \t*", b"__ ")
+
+
+_OPERATOR_ARG = re.compile(rb",[ \t]*(==|!=|<=|>=|<|>)[ \t]*,")
+
+
+def rewrite_type_args(buf: bytearray, text: bytes) -> None:
+    """Turn a type written as a macro argument into one identifier of the same length:
+    `unsigned int` -> `unsigned_int`, `char *` -> `char  `."""
+    for m in _TYPE_WORDS.finditer(text):
+        if text[m.start()] == 40:  # `(`: only a call's first argument, not a cast
+            w = _WORD_TAIL.search(text, max(0, m.start() - 64), m.start())
+            if w is None or w.group(1) in _NOT_CALLEES:
+                continue
+        t0, t1 = m.span("t")
+        typ = text[t0:t1].rstrip(b" \t*")
+        stars = text[t0 + len(typ) : t1]
+        buf[t0:t1] = typ.translate(_SPACE_TO_UNDERSCORE) + stars.translate(_TO_SPACE)
+
+
+@lru_cache(maxsize=4)
+def _header_res(kb: KnowledgeBase) -> tuple[tuple[bytes, re.Pattern[bytes], bytes, bytes], ...]:
+    out = []
+    for h in kb.normalize.get("header_macros", ()):
+        lit = re.match(r"\w*", h["pattern"]).group(0).encode()  # type: ignore[union-attr]
+        rx = re.compile(rb"(?:" + h["pattern"].encode() + rb")\(")
+        out.append((lit, rx, h["type"].encode(), h.get("prefix", "").encode()))
+    return tuple(out)
+
+
+def _top_commas(text: bytes, start: int, end: int) -> list[int]:
+    """Offsets of the commas in text[start:end] outside nested parentheses."""
+    seg = text[start:end]
+    if b"(" not in seg:
+        return [start + i for i, c in enumerate(seg) if c == 44]
+    out, depth = [], 0
+    for i, c in enumerate(seg):
+        if c == 40:
+            depth += 1
+        elif c == 41:
+            depth -= 1
+        elif c == 44 and depth == 0:
+            out.append(start + i)
+    return out
+
+
+def rewrite_headers(buf: bytearray, text: bytes, kb: KnowledgeBase) -> None:
+    """A function defined through a macro, `SYSCALL_DEFINE2(kill, pid_t, pid, int, sig) {`,
+    becomes `long        sys_kill( pid_t  pid, int  sig) {`: same length, the macro name
+    replaced by a return type (and a name prefix when it fits), the first comma by `(`, and
+    each comma between a parameter's type and its name by a space."""
+    for lit, rx, rtype, prefix in _header_res(kb):
+        if lit not in text:
+            continue
+        for m in rx.finditer(text):
+            if not _at_line_start(text, m.start()):
+                continue
+            close = _match_paren(text, m.end() - 1)
+            if close == -1:
+                continue
+            k = close
+            while k < len(text) and text[k] in b" \t\r\n":
+                k += 1
+            if k >= len(text) or text[k] != 123:  # `{`: a definition, not a prototype
+                continue
+            commas = _top_commas(text, m.end(), close - 1)
+            head_len = m.end() - m.start()
+            pre = prefix if len(rtype) + 1 + len(prefix) <= head_len else b""
+            if not commas:  # DEFINE0(name): rebuild on one line when that fits
+                name = text[m.end() : close - 1].strip()
+                new = rtype + b" " + pre + name + b"(void)"
+                if len(new) <= close - m.start() and b"\n" not in text[m.start() : close]:
+                    buf[m.start() : close] = new.ljust(close - m.start())
+                continue
+            if len(commas) % 2 or not re.fullmatch(rb"\w+", text[m.end() : commas[0]]):
+                continue
+            buf[m.start() : m.end()] = rtype + b" " * (head_len - len(rtype) - len(pre)) + pre
+            buf[commas[0]] = 40  # (
+            for c in commas[1::2]:
+                buf[c] = 32
 
 
 def _is_statement_position(text: bytes, start: int) -> bool:
@@ -234,16 +463,23 @@ def _is_statement_position(text: bytes, start: int) -> bool:
     return False
 
 
+@lru_cache(maxsize=8)
+def _compiled(pattern: str) -> re.Pattern[bytes]:
+    return re.compile(pattern.encode())
+
+
 def normalize(source: bytes, kb: KnowledgeBase) -> Normalized:
     """Return the normalised text and recorded facts; len(result.text) == len(source)."""
     buf = bytearray(source)
     out = Normalized(text=b"")
     blank_if0(buf)
     blank_defines(buf)
+    blank_split_conditionals(buf, bytes(buf))
     text = bytes(buf)
     words, calls, loop_re, annot = _patterns(kb)
     record = kb.normalize["record_annotations"]
     guard_names = set(kb.normalize["guard_loop_macros"])
+    replace = _replace_words(kb)
 
     for m in annot.finditer(text):
         name = m.group(0)
@@ -251,6 +487,8 @@ def normalize(source: bytes, kb: KnowledgeBase) -> Normalized:
             continue
         if name in words:
             _blank(buf, m.start(), m.end())
+        elif name in replace:
+            buf[m.start() : m.end()] = replace[name]
         elif name in calls:
             j = m.end()
             while j < len(text) and text[j] in b" \t":
@@ -266,6 +504,11 @@ def normalize(source: bytes, kb: KnowledgeBase) -> Normalized:
                 out.annotations.append((m.start(), record[sname], arg))
             _blank(buf, m.start(), close)
 
+    level = kb.normalize.get("log_level_pattern")
+    if level:
+        for m in _compiled(level).finditer(text):
+            _blank(buf, m.start(), m.end())
+
     text = bytes(buf)
     for m in _TYPE_ARG.finditer(text):
         _blank(buf, m.start(2), m.end(2))
@@ -273,6 +516,12 @@ def normalize(source: bytes, kb: KnowledgeBase) -> Normalized:
     if first_re is not None:
         for m in first_re.finditer(text):
             _blank(buf, m.start(1), m.end(1))
+    rewrite_headers(buf, bytes(buf), kb)
+    rewrite_type_args(buf, bytes(buf))
+    # a comparison operator passed to a macro: ASSERTCMP(a, ==, b) -> ASSERTCMP(a, 0 , b)
+    text = bytes(buf)
+    for m in _OPERATOR_ARG.finditer(text):
+        buf[m.start(1) : m.end(1)] = b"0".ljust(m.end(1) - m.start(1))
 
     text = bytes(buf)
     seen_loops: set[int] = set()
@@ -300,17 +549,27 @@ def normalize(source: bytes, kb: KnowledgeBase) -> Normalized:
         k = close
         while k < len(text) and text[k] in b" \t\r\n":
             k += 1
+        do_while = False
         if k < len(text) and text[k] in b";,)":
-            continue  # a call such as idr_for_each(&idr, fn, data);
-        if not _is_statement_position(text, start):
+            # `} for_each_vma(vmi, vma);` closes a do-while; anything else is a call such
+            # as idr_for_each(&idr, fn, data);
+            if text[k] != 59 or text[ls:start].strip() != b"}":
+                continue
+            do_while = True
+        elif not _is_statement_position(text, start):
             continue
         width = name_end - start
         buf[start:name_end] = b"while" + b" " * (width - 5)
-        name = text[start:name_end].decode()
-        if name in guard_names:
-            out.guard_loops[start] = name
+        macro = text[start:name_end].decode()
+        if do_while:
+            continue
+        if macro in guard_names:
+            out.guard_loops[start] = macro
         else:
-            first = text[j + 1 : close - 1].split(b",", 1)[0].strip().decode("utf-8", "replace")
+            # the cursor: skb_queue_walk(head, skb) names it second, *for_each*(pos, ...) first
+            args = text[j + 1 : close - 1].split(b",", 2)
+            pick = 1 if "_walk" in macro and len(args) > 1 else 0
+            first = args[pick].strip().decode("utf-8", "replace")
             if first.isidentifier():
                 out.loops[start] = first
     out.text = bytes(buf)
