@@ -59,6 +59,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("tree", nargs="?")
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--keep", help="copy the cold run's JSON report here")
     args = ap.parse_args()
     tree = ensure_tree(args.tree)
     work = tempfile.mkdtemp(prefix="irqlint-bench-")
@@ -67,6 +68,8 @@ def main() -> None:
     try:
         cold = run(tree, cache, args.jobs, out)
         print("cold ", json.dumps(cold), flush=True)
+        if args.keep:
+            shutil.copy(out, args.keep)
         warm = run(tree, cache, args.jobs, out)
         print("warm ", json.dumps(warm), flush=True)
         # one-file change: append a comment to one driver file, then restore it

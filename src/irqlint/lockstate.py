@@ -45,6 +45,8 @@ _ROOT = re.compile(r"[(*&\s]*([A-Za-z_]\w*)(?:\s*\(\s*[(*&\s]*([A-Za-z_]\w*))?")
 _VAR_INDEX = re.compile(r"\[[^\]]*[A-Za-z_][^\]]*\]")
 _STRIP_CALLS = ("likely", "unlikely", "WARN_ON", "WARN_ON_ONCE", "WARN", "WARN_ONCE", "BUG_ON")
 _ERRORISH = re.compile(r"^(-|ERR_PTR\b|ERR_CAST\b|NULL$|false$)")
+_ERROR_VARS = frozenset({"ret", "err", "rc", "error", "retval", "status", "result", "res", "r",
+                         "rv", "ec"})
 
 # --- events -------------------------------------------------------------------------------
 # ("op", LockOp, bind_var | None, success | None)   lock operation (trylock bound to a variable)
@@ -93,6 +95,7 @@ class _Builder:
         self.ops: list[LockOp] = []
         self.forgotten: set[str] = set()  # lock states a callee made unknown (transitively)
         self._bound: set[str] = set()  # variables holding a trylock result
+        self._sets: set[str] = set()  # variables set to a constant somewhere
         # evaluation order: an inner call ends before the call it is an argument of
         calls = [(s, e) for s, e in call_parts]
         calls.sort(key=lambda c: (c[1], -c[0]))
@@ -151,6 +154,11 @@ class _Builder:
                         if op is not None:
                             out.append(("op", op, None, None))
                 continue
+            outs = frozenset(_text(a)[1:].strip() for a in args.named_children
+                             if a.type == "pointer_expression" and _text(a).startswith("&")
+                             and a.named_children and a.named_children[0].type == "identifier")
+            if outs:  # f(&p): p may point elsewhere afterwards
+                out.append(("assign", frozenset(), outs))
             summ = ctx.summaries.get(name)
             if summ is None and kb.lock_function_re.search(name):
                 # a lock helper defined elsewhere (a header's static inline, another file):
@@ -237,7 +245,8 @@ class _Builder:
                     k = cond[0]
                     tested.setdefault((k[0] if k[0] != "V" else "C", k[1]), set()).add(i)
         # a branch fact only matters if the same condition is tested again later
-        self.cfg.track = {k for k, heads in tested.items() if len(heads) > 1 or k[0] == "P"}
+        self.cfg.track = {k for k, heads in tested.items()
+                          if len(heads) > 1 or k[0] == "P" or k[1] in self._sets}
         lock_roots = {_root(op.expr) for op in self.ops} | {_root(e) for e in self.forgotten}
         any_global = any(r not in self.pf.env for r in lock_roots)
         watch = lock_roots | {"irq", "bh"}
@@ -269,6 +278,10 @@ class _Builder:
             # facts about x go before `x = f()`; what x->lock is goes after f() ran
             evs.insert(0, ("assign", assigned, frozenset()))
             evs.append(("assign", frozenset(), assigned | _aliased(n)))
+            m = _CONST_SET.match(_text(n))
+            if m:  # `locked = false;`: the path now knows what `if (locked)` will say
+                self._sets.add(m.group(1))
+                evs.append(("set", m.group(1), m.group(2) not in ("0", "false", "NULL")))
         if not evs:
             return cur
         node = self.cfg.node()
@@ -595,6 +608,7 @@ def _bound_var(call: Node) -> str:
     return ""
 
 
+_CONST_SET = re.compile(r"\s*([A-Za-z_]\w*)\s*=\s*(true|false|0|1|NULL)\s*;\s*$")
 _ALIAS = re.compile(r"\b[A-Za-z_]\w*\s*=\s*([A-Za-z_]\w*)\s*[;,)]")
 
 
@@ -671,6 +685,14 @@ def _cond_key(cond: Node, b: _Builder) -> tuple[tuple[Any, ...], Node | None]:
             return ("V", _text(left), truthy != neg), None
     if n.type == "identifier":
         return ("V", txt, not neg), None
+    if n.type == "binary_expression":
+        op_node = n.child_by_field_name("operator")
+        o = _text(op_node) if op_node is not None else ""
+        left, right = n.child_by_field_name("left"), n.child_by_field_name("right")
+        if o in ("==", "!=") and left is not None and right is not None:
+            # `a != b`, `b != a` and `!(a == b)` are one condition
+            lt, rt = sorted((" ".join(_text(left).split()), " ".join(_text(right).split())))
+            return ("C", f"{lt} != {rt}", (o == "!=") != neg), None
     return ("C", txt, not neg), None
 
 
@@ -724,7 +746,15 @@ class _Run:
             drop = set(ev[1])
             return tuple(e for e in locks if not (e[5] and e[0] in drop)), facts, pend, jump
         if kind == "forget":
-            return tuple(_unsure(e) if e[0] in ev[1] else e for e in locks), facts, pend, jump
+            have = {e[0] for e in locks}
+            new = tuple((x, "?", 0, "?", 0, False, x, False) for x in sorted(ev[1] - have))
+            locks = tuple(_unsure(e) if e[0] in ev[1] else e for e in locks) + new
+            return tuple(sorted(locks, key=lambda x: x[0])), facts, pend, jump
+        if kind == "set":
+            fkey = ("C", ev[1])
+            if fkey in self.cfg.track:
+                facts = (*(f for f in facts if f[0] != fkey), (fkey, ev[2]))[-MAX_FACTS:]
+            return locks, facts, pend, jump
         if kind == "touch":
             roots, env = ev[1], self.pf.env
             return tuple(e if e[7] or not (_root(e[0]) in roots or _root(e[0]) not in env)
@@ -786,7 +816,7 @@ class _Run:
                 else:
                     status = "U" if e[1] == "C" else "R"
                     cur[op.expr] = (op.expr, status, 0, e[3], op.line, False, e[6], False)
-            elif op.kind not in ("irq", "bh", "preempt") and e[4] != op.line \
+            elif op.kind not in NESTING and e[3] not in NESTING and e[4] != op.line \
                     and not _VAR_INDEX.search(op.expr) and not e[7]:
                 self.report(op.line, op.col,
                             f"'{op.expr}' released but not held on this path "
@@ -854,6 +884,7 @@ class _Run:
                     continue
                 if s2 not in seen[m]:
                     if len(seen[m]) >= MAX_STATES:
+                        self.imprecise = True  # branch facts dropped: paths may be mixed up
                         s2 = (s2[0], (), s2[2], ())
                         if s2 in seen[m]:
                             continue
@@ -938,10 +969,13 @@ def _inconsistent_group(run: _Run, exits: list[tuple[State, int, str]],
         o_lines = {ln for ln, _ in others}
         h_vals = {v for _, v, _, _ in holding}
         o_vals = {v for _, v in others}
-        if h_vals and all(v for v in h_vals | o_vals) and not (h_vals & o_vals) \
-                and all(_ERRORISH.match(v) for v in o_vals) \
-                and not any(_ERRORISH.match(v) for v in h_vals):
-            continue  # returns holding exactly on success: a conditional-acquire function
+        if h_vals and END not in h_vals | o_vals and all(v for v in h_vals | o_vals) \
+                and not (h_vals & o_vals) \
+                and not any(_ERRORISH.match(v) or v in _ERROR_VARS for v in h_vals):
+            # the return value tells the caller whether the lock is held (1/0, ptr/NULL,
+            # idx/err), and the holding returns do not look like errors: a conditional-
+            # acquire function, like a trylock
+            continue
         line, val, e, jump = min(holding, key=lambda x: (x[0], x[3]))
         other_line = min(o_lines)
         op = LockOp("acquire", "", e[3], expr, e[6], None, None, e[4], 1)
