@@ -976,6 +976,12 @@ def _inconsistent_group(run: _Run, exits: list[tuple[State, int, str]],
             # idx/err), and the holding returns do not look like errors: a conditional-
             # acquire function, like a trylock
             continue
+        if END not in h_vals and "" not in h_vals and not any(
+                _ERRORISH.match(v) or v in _ERROR_VARS for v in h_vals):
+            # returns holding with a value that does not look like an error (0, a pointer,
+            # a count): a function whose job is to return holding on that path (a *_get,
+            # a seq_file start, a kprobe handler); the bug shape is an error return
+            continue
         line, val, e, jump = min(holding, key=lambda x: (x[0], x[3]))
         other_line = min(o_lines)
         op = LockOp("acquire", "", e[3], expr, e[6], None, None, e[4], 1)
@@ -1060,8 +1066,8 @@ def analyse(pf: _PendingFunction, ctx: FileContext
     run.run()
     _inconsistent_returns(run, pf, ctx)
     ops = sorted(set(b.ops), key=lambda o: (o.line, o.col, o.op, o.expr))
-    if pf.node.has_error:
-        # the grammar choked: its paths are guesses, so no diagnostics
+    if pf.node.has_error or run.imprecise:
+        # the grammar choked, or the state space was cut short: the paths are guesses
         return ops, [], _effect(run, pf, ctx, ops, b.forgotten)
     diags = sorted(run.diags.values(), key=lambda d: (d.line, d.col, d.key))
     return ops, diags, _effect(run, pf, ctx, ops, b.forgotten)
