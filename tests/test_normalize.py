@@ -78,3 +78,11 @@ def test_our_c_files_parse_cleanly(path: Path) -> None:
     n = normalize(src, KB)
     assert len(n.text) == len(src)
     assert not parse(n.text).root_node.has_error
+
+
+def test_if0_keeps_the_else_branch() -> None:
+    src = b"void f(void)\n{\n#if 0\n\told(;\n#else\n\tnew_call();\n#endif\n}\n"
+    n = normalize(src, KB)
+    assert len(n.text) == len(src)
+    assert b"old" not in n.text and b"new_call();" in n.text and b"#endif" not in n.text
+    assert not parse(n.text).root_node.has_error

@@ -793,12 +793,9 @@ class _Run:
                     # (never blocks)
                     pass
                 else:
-                    self.report(op.line, op.col,
-                                f"'{op.expr}' acquired again while already held "
-                                f"(taken at line {e[4]}): self-deadlock",
-                                op, [self.step(e[4], f"{op.expr} acquired"),
-                                     self.step(op.line, f"{op.api}({op.expr}) again")],
-                                "double-lock")
+                    self._again(op, e, "double-lock", "acquired",
+                                f"acquired again while already held (taken at line {e[4]}): "
+                                "self-deadlock")
             elif e is not None and e[1] in ("?", "Q"):
                 cur[op.expr] = (op.expr, "Q", 1, op.kind, op.line, op.scoped, op.cls, False)
             else:
@@ -818,12 +815,15 @@ class _Run:
                     cur[op.expr] = (op.expr, status, 0, e[3], op.line, False, e[6], False)
             elif op.kind not in NESTING and e[3] not in NESTING and e[4] != op.line \
                     and not _VAR_INDEX.search(op.expr) and not e[7]:
-                self.report(op.line, op.col,
-                            f"'{op.expr}' released but not held on this path "
-                            f"(already released at line {e[4]})",
-                            op, [self.step(e[4], f"{op.expr} released"),
-                                 self.step(op.line, f"{op.api}({op.expr}) again")],
-                            "double-unlock")
+                self._again(op, e, "double-unlock", "released",
+                            f"released but not held on this path (already released at line "
+                            f"{e[4]})")
+
+    def _again(self, op: LockOp, e: tuple[Any, ...], key: str, did: str, what: str) -> None:
+        """The same operation twice on one path: double lock or double unlock."""
+        self.report(op.line, op.col, f"'{op.expr}' {what}", op,
+                    [self.step(e[4], f"{op.expr} {did}"),
+                     self.step(op.line, f"{op.api}({op.expr}) again")], key)
 
     def edge(self, st: State, cond: tuple[Any, ...] | None) -> State | None:
         if cond is None:

@@ -85,6 +85,20 @@ def _line_end(text: bytes, pos: int) -> int:
         return e
 
 
+def _matching_endif(text: bytes, pos: int) -> int:
+    """Start of the #endif closing the group open at `pos`, or -1."""
+    depth = 1
+    for d in _PP_LINE.finditer(text, pos):
+        kw = d.group(1)
+        if kw in (b"if", b"ifdef", b"ifndef"):
+            depth += 1
+        elif kw == b"endif":
+            depth -= 1
+            if depth == 0:
+                return d.start()
+    return -1
+
+
 def blank_if0(buf: bytearray) -> None:
     """Blank `#if 0 ... #endif` regions (the #else branch, if any, is kept)."""
     text = bytes(buf)
@@ -104,19 +118,10 @@ def blank_if0(buf: bytearray) -> None:
             elif depth == 1 and kw in (b"else", b"elif"):
                 # keep the #else branch: blank from #if 0 to the #else line end
                 _blank(buf, m.start(), _line_end(text, d.start()))
-                if kw == b"elif":
-                    break
-                # find the matching #endif and blank that directive line only
-                depth2 = 1
-                for d2 in _PP_LINE.finditer(text, d.end()):
-                    k2 = d2.group(1)
-                    if k2 in (b"if", b"ifdef", b"ifndef"):
-                        depth2 += 1
-                    elif k2 == b"endif":
-                        depth2 -= 1
-                        if depth2 == 0:
-                            _blank(buf, d2.start(), _line_end(text, d2.start()))
-                            break
+                if kw == b"else":  # and the matching #endif line only
+                    end = _matching_endif(text, d.end())
+                    if end != -1:
+                        _blank(buf, end, _line_end(text, end))
                 break
 
 
