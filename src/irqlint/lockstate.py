@@ -486,11 +486,9 @@ class _Builder:
         end = self.stmt(body, head) if body is not None else head
         self.breaks.pop()
         self.continues.pop()
-        if op is not None and end is not None:
-            rel = self.cfg.node()
-            self.cfg.events[rel] = [("scope", (op.expr,))]
-            self.cfg.edge(end, rel)
-            end = rel
+        if op is not None:
+            # the guard ends however the body is left: its end, break or continue
+            self.cfg.events[after] = [("scope", (op.expr,))]
         self.cfg.edge(end, after)
         if gname == "scoped_cond_guard":
             self.cfg.edge(head, after)
@@ -608,7 +606,8 @@ def _bound_var(call: Node) -> str:
     return ""
 
 
-_CONST_SET = re.compile(r"\s*([A-Za-z_]\w*)\s*=\s*(true|false|0|1|NULL)\s*;\s*$")
+_CONST_SET = re.compile(r"\s*([A-Za-z_]\w*(?:(?:\.|->)[A-Za-z_]\w*)*)\s*=\s*(true|false|0|1|NULL)"
+                        r"\s*;\s*$")
 _ALIAS = re.compile(r"\b[A-Za-z_]\w*\s*=\s*([A-Za-z_]\w*)\s*[;,)]")
 
 
@@ -683,6 +682,13 @@ def _cond_key(cond: Node, b: _Builder) -> tuple[tuple[Any, ...], Node | None]:
                 and _text(right) in ("0", "NULL") and o in ("<", "!=", "=="):
             truthy = o != "=="
             return ("V", _text(left), truthy != neg), None
+        if left is not None and right is not None and left.type == "call_expression" \
+                and _text(right) == "0" and o in ("<", "!=", "=="):
+            # `trylock(...) != 0`, `down_write_killable(...) < 0`: the call's truth value
+            k, call = _cond_key(left, b)
+            if k[0] == "T":
+                flip = (o == "==") != neg
+                return ("T", k[1], k[2] != flip), call
     if n.type == "identifier":
         return ("V", txt, not neg), None
     if n.type == "binary_expression":
