@@ -40,13 +40,9 @@ NESTING = frozenset({"rcu", "srcu", "irq", "bh", "preempt", "migrate", "rspin", 
 _ASSIGNED = re.compile(r"(?<![=!<>\.>])\b([A-Za-z_]\w*)\s*(?:[-+*/|&^]?=(?!=)|\+\+|--)"
                        r"|(?:\+\+|--)\s*([A-Za-z_]\w*)\b(?!\s*(?:->|\.|\[))")
 _IDENT = re.compile(r"[A-Za-z_]\w*")
-_CONFIG_TESTS = frozenset({"IS_ENABLED", "IS_BUILTIN", "IS_MODULE", "IS_REACHABLE", "defined"})
 _ROOT = re.compile(r"[(*&\s]*([A-Za-z_]\w*)(?:\s*\(\s*[(*&\s]*([A-Za-z_]\w*))?")
 _VAR_INDEX = re.compile(r"\[[^\]]*[A-Za-z_][^\]]*\]")
-_STRIP_CALLS = ("likely", "unlikely", "WARN_ON", "WARN_ON_ONCE", "WARN", "WARN_ONCE", "BUG_ON")
 _ERRORISH = re.compile(r"^(-|ERR_PTR\b|ERR_CAST\b|NULL$|false$)")
-_ERROR_VARS = frozenset({"ret", "err", "rc", "error", "retval", "status", "result", "res", "r",
-                         "rv", "ec"})
 
 # --- events -------------------------------------------------------------------------------
 # ("op", LockOp, bind_var | None, success | None)   lock operation (trylock bound to a variable)
@@ -623,7 +619,7 @@ def _assigned(n: Node) -> frozenset[str]:
     return frozenset(a or b for a, b in _ASSIGNED.findall(txt))
 
 
-def _unwrap(n: Node) -> tuple[Node, bool]:
+def _unwrap(n: Node, wrappers: frozenset[str]) -> tuple[Node, bool]:
     """Strip parens, !, likely()/unlikely(); return (node, negated)."""
     neg = False
     while True:
@@ -638,7 +634,7 @@ def _unwrap(n: Node) -> tuple[Node, bool]:
         elif n.type == "call_expression":
             fn = n.child_by_field_name("function")
             args = n.child_by_field_name("arguments")
-            if fn is not None and args is not None and _text(fn) in _STRIP_CALLS \
+            if fn is not None and args is not None and _text(fn) in wrappers \
                     and len(args.named_children) == 1:
                 n = args.named_children[0]
             else:
@@ -649,7 +645,7 @@ def _unwrap(n: Node) -> tuple[Node, bool]:
 
 def _cond_key(cond: Node, b: _Builder) -> tuple[tuple[Any, ...], Node | None]:
     """The branch key of a condition, and the trylock call it tests (if any)."""
-    n, neg = _unwrap(cond)
+    n, neg = _unwrap(cond, b.ctx.kb.names("condition_wrappers"))
     txt = " ".join(_text(n).split())
     if txt in ("1", "true"):
         return ("CONST", not neg), None
@@ -659,7 +655,7 @@ def _cond_key(cond: Node, b: _Builder) -> tuple[tuple[Any, ...], Node | None]:
         fn = n.child_by_field_name("function")
         args = n.child_by_field_name("arguments")
         name = _text(fn) if fn is not None and fn.type == "identifier" else ""
-        if name in _CONFIG_TESTS:
+        if name in b.ctx.kb.names("config_tests"):
             return ("P", txt, not neg), None  # a build configuration, like #ifdef
         spec = b.ctx.kb.lock_apis.get(name)
         if spec is not None and spec.get("op") == "trylock" and args is not None:
@@ -938,7 +934,7 @@ def _inconsistent_returns(run: _Run, pf: _PendingFunction, ctx: FileContext) -> 
         return  # meant to return holding / releasing (by name, __acquires & co., or role)
     # *_disable / *_save / *_enter ... helpers change CPU state for their caller on purpose
     pseudo_ok = bool(ctx.kb.state_function_re.search(pf.name))
-    _inconsistent_group(run, exits, pseudo_ok)
+    _inconsistent_group(run, exits, pseudo_ok, ctx.kb.names("error_variables"))
 
 
 def _config(st: State) -> dict[Any, bool]:
@@ -950,8 +946,8 @@ def _compatible(a: dict[Any, bool], b: dict[Any, bool]) -> bool:
     return all(b.get(k, v) == v for k, v in a.items())
 
 
-def _inconsistent_group(run: _Run, exits: list[tuple[State, int, str]],
-                        pseudo_ok: bool) -> None:
+def _inconsistent_group(run: _Run, exits: list[tuple[State, int, str]], pseudo_ok: bool,
+                        error_vars: frozenset[str]) -> None:
     # `if (IS_ENABLED(CONFIG_X)) local_irq_save()` is consistent in every build: an exit holding
     # a lock is compared only with exits that can occur in the same build configuration.
     held_at: dict[str, list[tuple[int, str, tuple[Any, ...], tuple[Any, ...]]]] = {}
@@ -977,13 +973,13 @@ def _inconsistent_group(run: _Run, exits: list[tuple[State, int, str]],
         o_vals = {v for _, v in others}
         if h_vals and END not in h_vals | o_vals and all(v for v in h_vals | o_vals) \
                 and not (h_vals & o_vals) \
-                and not any(_ERRORISH.match(v) or v in _ERROR_VARS for v in h_vals):
+                and not any(_ERRORISH.match(v) or v in error_vars for v in h_vals):
             # the return value tells the caller whether the lock is held (1/0, ptr/NULL,
             # idx/err), and the holding returns do not look like errors: a conditional-
             # acquire function, like a trylock
             continue
         if END not in h_vals and "" not in h_vals and not any(
-                _ERRORISH.match(v) or v in _ERROR_VARS for v in h_vals):
+                _ERRORISH.match(v) or v in error_vars for v in h_vals):
             # returns holding with a value that does not look like an error (0, a pointer,
             # a count): a function whose job is to return holding on that path (a *_get,
             # a seq_file start, a kprobe handler); the bug shape is an error return

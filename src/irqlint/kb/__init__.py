@@ -84,6 +84,13 @@ class KnowledgeBase:
     def lock_function_re(self) -> re.Pattern[str]:
         return re.compile(self.data["functions"]["lock_function_pattern"])
 
+    def names(self, key: str) -> frozenset[str]:
+        """A name list of functions.json (condition_wrappers, config_tests, ...)."""
+        cache = self.__dict__.setdefault("_names", {})
+        if key not in cache:
+            cache[key] = frozenset(self.data["functions"][key])
+        return cache[key]  # type: ignore[no-any-return]
+
     @cached_property
     def paired_callbacks(self) -> frozenset[str]:
         return frozenset(self.data["functions"]["paired_callbacks"])
