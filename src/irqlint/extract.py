@@ -229,7 +229,7 @@ def extract_file(path: str, source: bytes, kb: KnowledgeBase, wrappers: Wrappers
         facts.fn_refs.append(FnRef(f"{struct}::{fname}" if struct else fname, _text(value),
                                    pair.start_point[0] + 1))
 
-    paired_fields = ctx.kb.paired_callbacks
+    paired_fields = ctx.kb.names("paired_callbacks")
     ctx.paired = {r.target for r in facts.fn_refs if r.field.rsplit("::", 1)[-1] in paired_fields}
     pending: list[_PendingFunction] = []
     for fn in fn_nodes:

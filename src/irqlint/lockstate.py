@@ -121,7 +121,7 @@ class _Builder:
             if fnode.type != "identifier":
                 continue
             name = _text(fnode)
-            if name in kb.noreturn:
+            if name in kb.names("noreturn"):
                 out.append(("end",))
                 continue
             spec = kb.lock_apis.get(name)
@@ -218,9 +218,7 @@ class _Builder:
 
     # -- statements ------------------------------------------------------------------------
     def build(self) -> Cfg:
-        entry = self.cfg.node()
-        self.entry = entry
-        end = self.stmt(self.pf.body, entry)
+        end = self.stmt(self.pf.body, self.cfg.node())  # node 1: the entry
         if end is not None:
             last = self.pf.body.end_point[0] + 1
             self.cfg.returns[end] = (last, END)

@@ -91,10 +91,6 @@ class Wrappers:
     defs: dict[str, list[MacroDef]] = field(default_factory=dict)
     digest: str = ""
 
-    @property
-    def names(self) -> set[str]:
-        return set(self.defs)
-
     @classmethod
     def build(cls, macros: list[MacroDef], lock_apis: set[str]) -> Wrappers:
         by_name: dict[str, list[MacroDef]] = {}

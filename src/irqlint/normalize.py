@@ -12,6 +12,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -85,8 +86,9 @@ def _line_end(text: bytes, pos: int) -> int:
         return e
 
 
-def _matching_endif(text: bytes, pos: int) -> int:
-    """Start of the #endif closing the group open at `pos`, or -1."""
+def _group_directives(text: bytes, pos: int) -> Iterator[tuple[bytes, int]]:
+    """(keyword, start) of the #elif/#else/#endif of the group open just before `pos`, up to
+    and including its #endif; nested groups are skipped."""
     depth = 1
     for d in _PP_LINE.finditer(text, pos):
         kw = d.group(1)
@@ -95,8 +97,15 @@ def _matching_endif(text: bytes, pos: int) -> int:
         elif kw == b"endif":
             depth -= 1
             if depth == 0:
-                return d.start()
-    return -1
+                yield kw, d.start()
+                return
+        elif depth == 1:
+            yield kw, d.start()
+
+
+def _matching_endif(text: bytes, pos: int) -> int:
+    """Start of the #endif closing the group open just before `pos`, or -1."""
+    return next((s for kw, s in _group_directives(text, pos) if kw == b"endif"), -1)
 
 
 def blank_if0(buf: bytearray) -> None:
@@ -105,24 +114,14 @@ def blank_if0(buf: bytearray) -> None:
     for m in _IF0.finditer(text):
         if not _at_line_start(text, m.start()) or buf[m.start() : m.end()].strip() == b"":
             continue  # already blanked as part of an outer #if 0
-        depth = 0
-        for d in _PP_LINE.finditer(text, m.start()):
-            kw = d.group(1)
-            if kw in (b"if", b"ifdef", b"ifndef"):
-                depth += 1
-            elif kw == b"endif":
-                depth -= 1
-                if depth == 0:
-                    _blank(buf, m.start(), _line_end(text, d.start()))
-                    break
-            elif depth == 1 and kw in (b"else", b"elif"):
-                # keep the #else branch: blank from #if 0 to the #else line end
-                _blank(buf, m.start(), _line_end(text, d.start()))
-                if kw == b"else":  # and the matching #endif line only
-                    end = _matching_endif(text, d.end())
-                    if end != -1:
-                        _blank(buf, end, _line_end(text, end))
-                break
+        for kw, start in _group_directives(text, m.end()):
+            # blank from #if 0 to the end of its first #else/#elif/#endif line
+            _blank(buf, m.start(), _line_end(text, start))
+            if kw == b"else":  # keep the #else branch, blank only its #endif line
+                end = _matching_endif(text, _line_end(text, start))
+                if end != -1:
+                    _blank(buf, end, _line_end(text, end))
+            break
 
 
 def blank_alternatives(text: bytes) -> bytes:

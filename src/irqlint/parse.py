@@ -45,6 +45,3 @@ def parse(text: bytes) -> Tree:
 def captures(name: str, node: Node) -> dict[str, list[Node]]:
     return QueryCursor(query(name)).captures(node)
 
-
-def matches(name: str, node: Node) -> list[tuple[int, dict[str, list[Node]]]]:
-    return QueryCursor(query(name)).matches(node)

@@ -77,23 +77,16 @@ class KnowledgeBase:
         return dict(lk)
 
     @cached_property
-    def noreturn(self) -> frozenset[str]:
-        return frozenset(self.data["functions"]["noreturn"])
-
-    @cached_property
     def lock_function_re(self) -> re.Pattern[str]:
         return re.compile(self.data["functions"]["lock_function_pattern"])
 
-    def names(self, key: str) -> frozenset[str]:
-        """A name list of functions.json (condition_wrappers, config_tests, ...)."""
-        cache = self.__dict__.setdefault("_names", {})
-        if key not in cache:
-            cache[key] = frozenset(self.data["functions"][key])
-        return cache[key]  # type: ignore[no-any-return]
-
     @cached_property
-    def paired_callbacks(self) -> frozenset[str]:
-        return frozenset(self.data["functions"]["paired_callbacks"])
+    def _name_lists(self) -> dict[str, frozenset[str]]:
+        return {k: frozenset(v) for k, v in self.data["functions"].items() if isinstance(v, list)}
+
+    def names(self, key: str) -> frozenset[str]:
+        """A name list of functions.json (noreturn, condition_wrappers, config_tests, ...)."""
+        return self._name_lists[key]
 
     @cached_property
     def state_function_re(self) -> re.Pattern[str]:
