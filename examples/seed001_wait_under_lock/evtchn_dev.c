@@ -54,7 +54,7 @@ static void evtchn_unbind_from_user(struct per_user_data *u, evtchn_port_t port)
 	int irq = irq_from_evtchn(port);
 
 	spin_lock_irq(&port_user_lock);
-	disable_irq(irq); /* expect: wait-under-lock */
+	disable_irq(irq); /* expect: wait-under-lock, sleep-in-atomic */
 	port_user[port] = NULL;
 	spin_unlock_irq(&port_user_lock);
 

@@ -105,13 +105,16 @@ def cmd_check(args: argparse.Namespace) -> int:
     enabled = {r.id for r in rules if r.default} | set(cfg.enable) | set(args.enable)
     enabled -= set(cfg.disable) | set(args.disable)
     enabled |= set(args.enable)
+    opts.full_facts = any(r.program for r in rules if r.id in enabled)
     t0 = time.perf_counter()
     a = analyse(args.paths, opts)
     t1 = time.perf_counter()
     findings: list[Finding] = []
     for rule in rules:
         if rule.id in enabled:
+            t = time.perf_counter()
             findings.extend(rule.check(a))
+            a.seconds[f"rule:{rule.id}"] = time.perf_counter() - t
     findings.sort(key=Finding.sort_key)
     a.seconds["rules"] = time.perf_counter() - t1
     a.seconds["total"] = time.perf_counter() - t0

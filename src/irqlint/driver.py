@@ -55,6 +55,7 @@ class Analysis:
     wrappers: Wrappers
     seconds: dict[str, float]
     cached: int = 0
+    program: Any = None  # the program model, built by the first whole-program rule
 
 
 # --- worker side ----------------------------------------------------------------------------

@@ -272,7 +272,8 @@ def _keep_args(kb: KnowledgeBase, wrappers: Wrappers) -> frozenset[str]:
     k = (kb.digest, wrappers.digest)
     if k not in _KEEP_CACHE:
         _KEEP_CACHE[k] = frozenset(kb.lock_apis) | frozenset(kb.registrations) | frozenset(
-            wrappers.defs)
+            wrappers.defs) | frozenset(kb.section("sleep")["gfp_allocators"]) | frozenset(
+            kb.section("waits")["waits"])
     return _KEEP_CACHE[k]
 
 
@@ -357,16 +358,22 @@ def _callee_first(pending: list[_PendingFunction]) -> list[_PendingFunction]:
     return order
 
 
+_GFP = re.compile(rb"GFP_|gfp", re.IGNORECASE)
+
+
 def _finish_function(pf: _PendingFunction, ctx: FileContext, assigns: _Buckets) -> Function:
     kb = ctx.kb
     body = pf.body
     keep = ctx.keep_args
     calls: list[Call] = []
     regs: list[Registration] = []
+    text = ctx.text
     for n, name in pf.names:
         sp = n.start_point
-        if name in keep:
-            args = n.parent.child_by_field_name("arguments") if n.parent is not None else None
+        args = n.parent.child_by_field_name("arguments") if n.parent is not None else None
+        # arguments are kept for known APIs, and wherever a gfp mask is passed on
+        if name in keep or (args is not None and _GFP.search(text, args.start_byte,
+                                                               args.end_byte)):
             argv = tuple(" ".join(_text(a).split()) for a in args.named_children
                          if a.type != "comment") if args is not None else ()
             calls.append(Call(name, "", sp[0] + 1, sp[1] + 1, argv))
@@ -381,7 +388,10 @@ def _finish_function(pf: _PendingFunction, ctx: FileContext, assigns: _Buckets) 
         if v.type == "call_expression":
             continue  # guard(...)(...): a lock operation, not a call through a pointer
         sp = v.start_point
-        calls.append(Call("", normalise(_text(v)), sp[0] + 1, sp[1] + 1))
+        # `desc->chip->irq_shutdown` -> `irq_desc::chip->irq_shutdown` when desc is typed: the
+        # program phase walks the remaining hops through every file's struct definitions
+        via = lock_class(normalise(_text(v)), pf.env, ctx.globals_, ctx.structs, ctx.path)
+        calls.append(Call("", via, sp[0] + 1, sp[1] + 1))
     calls.sort(key=lambda c: (c.line, c.col))
 
     field_writes: list[FieldWrite] = []
@@ -404,7 +414,7 @@ def _finish_function(pf: _PendingFunction, ctx: FileContext, assigns: _Buckets) 
     reads = sorted({m.decode() for m in _FIELD_READ.findall(ctx.text, body.start_byte,
                                                               body.end_byte)})
 
-    lock_ops, diags, effect = lockstate.analyse(pf, ctx)
+    lock_ops, diags, effect, held = lockstate.analyse(pf, ctx)
     params = tuple(p for p, _ in pf.params)
     prev = ctx.summaries.get(pf.name)
     if prev is not None and prev != (params, effect):
@@ -418,6 +428,7 @@ def _finish_function(pf: _PendingFunction, ctx: FileContext, assigns: _Buckets) 
         has_error=fn.has_error, calls=tuple(calls), lock_ops=tuple(lock_ops),
         field_writes=tuple(field_writes), field_reads=tuple(reads), fn_refs=tuple(fn_refs),
         registrations=tuple(regs), effect=effect, diagnostics=tuple(diags), error_hint=hint,
+        held=held,
     )
 
 

@@ -112,6 +112,9 @@ class Function(NamedTuple):
     effect: LockEffect
     diagnostics: tuple[Diagnostic, ...]
     error_hint: str = ""  # for a function with a parse error: the name nearest the error
+    # (line, col) of a call or lock operation -> the locks held there on some path, as
+    # (lock class, kind, line taken); pseudo locks ("irq*", kind irq/bh/preempt/rcu) included
+    held: tuple[tuple[int, int, tuple[tuple[str, str, int], ...]], ...] = ()
 
 
 class MacroDef(NamedTuple):

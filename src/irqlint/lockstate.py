@@ -51,6 +51,7 @@ _ERRORISH = re.compile(r"^(-|ERR_PTR\b|ERR_CAST\b|NULL$|false$)")
 #                                                     from here on (written or aliased)
 # ("end",)                                            a noreturn call: the path stops
 # ("scope", tuple[str, ...])                          guard() locks of a block go out of scope
+# ("at", line, col)                                   a call starts: record what is held
 
 
 @dataclass(slots=True)
@@ -113,6 +114,7 @@ class _Builder:
             call = fnode.parent
             assert call is not None
             line, col = call.start_point[0] + 1, call.start_point[1] + 1
+            out.append(("at", line, col))  # what is held when the call starts
             if fnode.type == "call_expression":
                 op = self._guard(fnode, args, line, col)
                 if op is not None:
@@ -717,6 +719,8 @@ class _Run:
         self.diags: dict[tuple[str, int, str], Diagnostic] = {}
         self.exits: list[tuple[State, int, str]] = []
         self.imprecise = False
+        # (line, col) of a call -> locks held there on some path: {(cls, kind, line taken)}
+        self.at: dict[tuple[int, int], set[tuple[str, str, int]]] = {}
 
     def report(self, line: int, col: int, msg: str, lock: LockOp, trace: list[Step], key: str
                ) -> None:
@@ -731,6 +735,11 @@ class _Run:
     def apply(self, st: State, ev: tuple[Any, ...]) -> State | None:
         locks, facts, pend, jump = st
         kind = ev[0]
+        if kind == "at":
+            held = [(e[6], e[3], e[4]) for e in locks if e[1] in HELD or e[1] == "Q"]
+            if held:
+                self.at.setdefault((ev[1], ev[2]), set()).update(held)
+            return st
         if kind == "end":
             return None
         if kind == "jump":
@@ -1044,16 +1053,21 @@ def _effect(run: _Run, pf: _PendingFunction, ctx: FileContext,
     return LockEffect(tuple(acq), tuple(rel), tuple(unknown))
 
 
+Held = tuple[tuple[int, int, tuple[tuple[str, str, int], ...]], ...]
+
+
 def analyse(pf: _PendingFunction, ctx: FileContext
-            ) -> tuple[list[LockOp], list[Diagnostic], LockEffect]:
-    """Lock ops, lock-imbalance diagnostics and net effect of one function."""
+            ) -> tuple[list[LockOp], list[Diagnostic], LockEffect, Held]:
+    """Lock ops, lock-imbalance diagnostics, net effect of one function, and the locks held
+    at each of its calls (for the program phase: lock order, sleeping and waiting under
+    locks)."""
     kb = ctx.kb
     relevant = any(v.type == "call_expression" for v in pf.vias) or any(
         name in kb.lock_apis or name in ctx.wrappers.defs or _has_effect(ctx, name)
         for name in pf.callees)
     if not relevant and not any(pf.body.start_byte <= off < pf.body.end_byte
                                 for off in ctx.norm.guard_loops):
-        return [], [], LockEffect()
+        return [], [], LockEffect(), ()
     call_parts: dict[tuple[int, int], tuple[Node, Node]] = {}
     for fnode in [n for n, _ in pf.names] + list(pf.vias):
         call = fnode.parent
@@ -1066,8 +1080,9 @@ def analyse(pf: _PendingFunction, ctx: FileContext
     run.run()
     _inconsistent_returns(run, pf, ctx)
     ops = sorted(set(b.ops), key=lambda o: (o.line, o.col, o.op, o.expr))
+    held = tuple((ln, col, tuple(sorted(h))) for (ln, col), h in sorted(run.at.items()))
     if pf.node.has_error or run.imprecise:
         # the grammar choked, or the state space was cut short: the paths are guesses
-        return ops, [], _effect(run, pf, ctx, ops, b.forgotten)
+        return ops, [], _effect(run, pf, ctx, ops, b.forgotten), held
     diags = sorted(run.diags.values(), key=lambda d: (d.line, d.col, d.key))
-    return ops, diags, _effect(run, pf, ctx, ops, b.forgotten)
+    return ops, diags, _effect(run, pf, ctx, ops, b.forgotten), held

@@ -96,5 +96,9 @@ class KnowledgeBase:
     def registrations(self) -> dict[str, list[dict[str, Any]]]:
         return dict(self.data["functions"]["registrations"].get(self.profile, {}))
 
+    def section(self, topic: str) -> dict[str, Any]:
+        """This profile's part of a per-profile topic (sleep, waits, contexts)."""
+        return self.data[topic][self.profile]  # type: ignore[no-any-return]
+
     def __reduce__(self) -> tuple[Any, ...]:
         return (KnowledgeBase, (self.data, self.profile))

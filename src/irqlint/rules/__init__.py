@@ -20,6 +20,7 @@ class Rule:
     summary: str
     doc: str  # What it does / Why is this bad? / Example / Use instead / Known false positives
     check: Callable[[Analysis], Iterable[Finding]]
+    program: bool = False  # reads the whole-program model (every file's full facts)
 
 
 REGISTRY: dict[str, Rule] = {}
@@ -33,6 +34,12 @@ def register(rule: Rule) -> Rule:
 
 
 def all_rules() -> list[Rule]:
-    from . import lock_imbalance  # noqa: F401  (registers itself)
+    from . import (  # noqa: F401  (each registers itself)
+        irq_unsafe_lock,
+        lock_imbalance,
+        lock_order_inversion,
+        sleep_in_atomic,
+        wait_under_lock,
+    )
 
     return [REGISTRY[k] for k in sorted(REGISTRY)]

@@ -1,0 +1,585 @@
+"""The program phase: every file's facts joined into one model.
+
+Built once per run from the per-file facts (in path order, so the same input always gives the
+same model), then read by the whole-program checkers:
+
+1. symbol table: static functions per file, global functions by name (several definitions of
+   one name, arch or config variants, resolve to those nearest the caller's path);
+2. call graph: direct calls; calls through function pointers, resolved through the struct
+   type of the expression (`desc->chip->irq_shutdown` -> every function stored in
+   `irq_chip::irq_shutdown` by a designated initializer or an assignment), and the field name
+   alone as a weaker fallback when it names few functions; callbacks handed to registration
+   calls (request_irq, INIT_WORK, timer_setup ...);
+3. summaries, bottom-up over the strongly connected components of the call graph (a fixpoint
+   inside each component): the lock classes a function may take (with a witness chain), whether
+   it may sleep (GFP-aware, a gfp_t parameter followed to the caller's argument) and the
+   synchronous waits it performs.  Each summary is a frozen value applied at call sites:
+   nothing a caller holds leaks into it;
+4. contexts: the callbacks that run in hardirq / softirq context or with IRQs off and a
+   framework lock held (knowledge base `contexts`), and the functions they reach.
+
+Checkers never re-walk syntax: they read sites (calls with what is held there) and summaries.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from .ir import Call, FileFacts, Function, LockOp, Step
+from .kb import KnowledgeBase
+
+FIELD_FALLBACK_MAX = 4  # a bare field name resolves only if it names at most this many functions
+MAX_ACQ = 48  # lock classes kept per function summary (nearest first)
+MAX_WAITS = 4
+# CPU states and read-side sections: no lock object another CPU could be waiting on
+NOT_LOCKS = frozenset({"irq", "bh", "preempt", "rcu", "srcu", "migrate"})
+_IDENT = re.compile(r"[A-Za-z_]\w*$")
+_HOP = re.compile(r"(->|\.)([A-Za-z_]\w*)")
+
+
+def identified(cls: str) -> bool:
+    """A lock class the program phase can compare across functions: `struct::path`, a
+    file-static `file:name`, or a global name; not a bare expression or a pseudo lock."""
+    return not cls.endswith("*") and (":" in cls or cls.isidentifier())
+
+
+class Site(NamedTuple):
+    """A call site with what is held there, and where it may go."""
+
+    call: Call
+    held: tuple[tuple[str, str, int], ...]  # (class, kind, line taken)
+    callees: tuple[int, ...]
+    how: str  # "direct", "typed" (through a typed function pointer), "field", "" (unresolved)
+
+
+class Acq(NamedTuple):
+    """How a function comes to take a lock class: directly at `line`, or through `callee`."""
+
+    kind: str
+    line: int
+    callee: int  # -1: taken here
+    depth: int
+    trylock: bool
+    api: str
+
+
+class Sleep(NamedTuple):
+    line: int
+    callee: int  # -1: the sleeping call is here
+    what: str  # the sleeping call, e.g. "devres_alloc(GFP_KERNEL)" or "mutex_lock"
+    depth: int
+
+
+class Reg(NamedTuple):
+    """A callback handed to a framework."""
+
+    role: str
+    by: int  # the registering function (-1: a file-scope declaration)
+    file: str
+    line: int
+    api: str
+    args: tuple[str, ...]
+
+
+class Wait(NamedTuple):
+    api: str
+    what: str  # irq, timer, work ...
+    arg: str  # what is waited for, as written where the wait is
+    line: int
+    callee: int
+    depth: int
+
+
+@dataclass(slots=True)
+class Program:
+    kb: KnowledgeBase
+    funcs: list[Function] = field(default_factory=list)
+    sites: list[tuple[Site, ...]] = field(default_factory=list)
+    acq: list[dict[str, Acq]] = field(default_factory=list)
+    sleep: list[Sleep | None] = field(default_factory=list)
+    sleep_param: list[dict[int, Sleep]] = field(default_factory=list)  # sleeps if arg i does
+    waits: list[tuple[Wait, ...]] = field(default_factory=list)
+    callers: list[list[tuple[int, int]]] = field(default_factory=list)  # (caller, site index)
+    # callbacks: function id -> [Reg]
+    registered: dict[int, list[Reg]] = field(default_factory=dict)
+    # functions an ops table stores: id -> [(struct::field, file, line)]
+    stored: dict[int, list[tuple[str, str, int]]] = field(default_factory=dict)
+    context: dict[int, str] = field(default_factory=dict)  # callback -> hardirq/softirq/process
+    framework: dict[int, tuple[str, str, str]] = field(default_factory=dict)  # id->(cls,kind,why)
+    irqs_off_entry: set[int] = field(default_factory=set)
+    # knowledge, read once
+    gfp: _Gfp = field(init=False)
+    sleepers: frozenset[str] = frozenset()
+    sleeping_kinds: frozenset[str] = frozenset()
+    atomic_kinds: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        sl = self.kb.section("sleep")
+        self.gfp = _Gfp(self.kb)
+        self.sleepers = frozenset(sl["functions"])
+        self.sleeping_kinds = frozenset(sl["sleeping_kinds"])
+        self.atomic_kinds = frozenset(sl["atomic_kinds"])
+
+    # --- chains ---------------------------------------------------------------------------
+    def step(self, fid: int, line: int, note: str) -> Step:
+        fn = self.funcs[fid]
+        return Step(fn.file, line, fn.name, note)
+
+    def acq_chain(self, fid: int, cls: str) -> list[Step]:
+        out: list[Step] = []
+        seen: set[int] = set()
+        while fid not in seen:
+            seen.add(fid)
+            a = self.acq[fid].get(cls)
+            if a is None:
+                break
+            if a.callee < 0:
+                out.append(self.step(fid, a.line, f"{a.api}({cls})"))
+                break
+            out.append(self.step(fid, a.line, f"calls {self.funcs[a.callee].name}()"))
+            fid = a.callee
+        return out
+
+    def sleep_chain(self, fid: int, s: Sleep | None) -> list[Step]:
+        out: list[Step] = []
+        seen: set[int] = set()
+        while s is not None and fid not in seen:
+            seen.add(fid)
+            if s.callee < 0:
+                out.append(self.step(fid, s.line, f"{s.what} may sleep"))
+                break
+            out.append(self.step(fid, s.line, f"calls {self.funcs[s.callee].name}()"))
+            fid, nxt = s.callee, self.sleep[s.callee]
+            if nxt is None:  # reached through a gfp parameter: the callee's conditional sleep
+                nxt = next(iter(self.sleep_param[fid].values()), None)
+            s = nxt
+        return out
+
+    def wait_chain(self, fid: int, w: Wait) -> list[Step]:
+        out: list[Step] = []
+        for _ in range(w.depth + 1):
+            if w.callee < 0:
+                out.append(self.step(fid, w.line, f"{w.api}({w.arg}) waits"))
+                break
+            out.append(self.step(fid, w.line, f"calls {self.funcs[w.callee].name}()"))
+            fid = w.callee
+            nxt = next((x for x in self.waits[fid] if x.api == w.api), None)
+            if nxt is None:
+                break
+            w = nxt
+        return out
+
+    def describe(self, fid: int) -> str:
+        fn = self.funcs[fid]
+        return f"{fn.name}() ({fn.file}:{fn.line})"
+
+
+# --- building --------------------------------------------------------------------------------
+def _common(a: str, b: str) -> int:
+    return len(os.path.commonpath([a, b])) if a[:1] == b[:1] else 0
+
+
+class _Resolver:
+    def __init__(self, funcs: list[Function], kb: KnowledgeBase) -> None:
+        self.static: dict[tuple[str, str], list[int]] = {}
+        self.header_static: dict[str, list[int]] = {}
+        self.global_: dict[str, list[int]] = {}
+        for i, fn in enumerate(funcs):
+            if fn.static:
+                self.static.setdefault((fn.file, fn.name), []).append(i)
+                if fn.file.endswith(".h"):
+                    self.header_static.setdefault(fn.name, []).append(i)
+            else:
+                self.global_.setdefault(fn.name, []).append(i)
+        self.funcs = funcs
+        sleep, waits = kb.section("sleep"), kb.section("waits")
+        # known by their knowledge-base entry, never by their body
+        self.known = (frozenset(sleep["functions"]) | frozenset(sleep["gfp_allocators"])
+                      | frozenset(waits["waits"]) | frozenset(kb.lock_apis))
+        self._cache: dict[tuple[str, str], tuple[int, ...]] = {}
+
+    def name(self, name: str, path: str) -> tuple[int, ...]:
+        if name in self.known:
+            return ()
+        hit = self.static.get((path, name))
+        if hit:
+            return tuple(hit[:1])  # #ifdef twins: one body stands for the name
+        key = (os.path.dirname(path), name)
+        got = self._cache.get(key)
+        if got is None:
+            cands = self.header_static.get(name) or self.global_.get(name) or []
+            got = self._nearest(cands, path) if len(cands) > 1 else tuple(cands)
+            self._cache[key] = got
+        return got
+
+    def _nearest(self, cands: list[int], path: str) -> tuple[int, ...]:
+        """Arch/config variants of one name: those sharing the longest path prefix."""
+        best = max(_common(self.funcs[c].file, path) for c in cands)
+        near = [c for c in cands if _common(self.funcs[c].file, path) == best]
+        seen: set[str] = set()
+        out = []
+        for c in near:  # one body per file
+            if self.funcs[c].file not in seen:
+                seen.add(self.funcs[c].file)
+                out.append(c)
+        return tuple(out[:4])
+
+
+def build(facts: list[FileFacts], kb: KnowledgeBase) -> Program:
+    prog = Program(kb)
+    structs: dict[str, dict[str, str]] = {}
+    for ff in facts:
+        for s, fields in ff.structs.items():
+            structs.setdefault(s, {}).update(fields)
+        prog.funcs.extend(ff.functions)
+    funcs = prog.funcs
+    res = _Resolver(funcs, kb)
+
+    # function pointers stored into fields
+    fn_of_file: dict[str, list[int]] = {}
+    for i, fn in enumerate(funcs):
+        fn_of_file.setdefault(fn.file, []).append(i)
+    stored: dict[str, set[int]] = {}
+    by_field: dict[str, set[int]] = {}
+    for ff in facts:
+        refs = list(ff.fn_refs) + [r for fn in ff.functions for r in fn.fn_refs]
+        for r in refs:
+            if not _IDENT.match(r.target):
+                continue
+            for t in res.name(r.target, ff.path):
+                stored.setdefault(r.field, set()).add(t)
+                by_field.setdefault(r.field.rsplit("::", 1)[-1], set()).add(t)
+                prog.stored.setdefault(t, []).append((r.field, ff.path, r.line))
+
+    def via_targets(via: str) -> tuple[tuple[int, ...], str]:
+        if "::" in via:
+            t, rest = via.split("::", 1)
+            hops = [h.group(2) for h in _HOP.finditer("." + rest)]
+            for h in hops[:-1]:
+                nxt = structs.get(t, {}).get(h)
+                if nxt is None:
+                    break
+                t = nxt
+            else:
+                got = stored.get(f"{t}::{hops[-1]}") if hops else None
+                if got:
+                    return tuple(sorted(got)), "typed"
+            last = hops[-1] if hops else ""
+        else:
+            m = re.search(r"([A-Za-z_]\w*)\W*$", via)
+            last = m.group(1) if m else ""
+        got = by_field.get(last)
+        if got and len(got) <= FIELD_FALLBACK_MAX:
+            return tuple(sorted(got)), "field"
+        return (), ""
+
+    n = len(funcs)
+    prog.callers = [[] for _ in range(n)]
+    for i, fn in enumerate(funcs):
+        held = {(ln, col): h for ln, col, h in fn.held}
+        out = []
+        for c in fn.calls:
+            if c.callee:
+                callees, how = res.name(c.callee, fn.file), "direct"
+            else:
+                callees, how = via_targets(c.via)
+            if not callees:
+                how = ""
+            site = Site(c, held.get((c.line, c.col), ()), callees, how)
+            for t in callees:
+                prog.callers[t].append((i, len(out)))
+            out.append(site)
+        prog.sites.append(tuple(out))
+        for r in fn.registrations:
+            for t in res.name(r.target, fn.file):
+                prog.registered.setdefault(t, []).append(
+                    Reg(r.role, i, fn.file, r.line, r.api, r.args))
+    for ff in facts:  # file-scope registrations (DECLARE_WORK ...)
+        for r in ff.registrations:
+            for t in res.name(r.target, ff.path):
+                prog.registered.setdefault(t, []).append(
+                    Reg(r.role, -1, ff.path, r.line, r.api, r.args))
+
+    _contexts(prog)
+    _summaries(prog)
+    _irqs_off_entry(prog)
+    return prog
+
+
+def _contexts(prog: Program) -> None:
+    ctx = prog.kb.section("contexts")
+    roles = ctx["roles"]
+    for fid, regs in sorted(prog.registered.items()):
+        kinds = {roles.get(r.role, "process") for r in regs}
+        for k in ("hardirq", "softirq", "process"):
+            if k in kinds:
+                prog.context[fid] = k
+                break
+    for cb in ctx["callbacks"]:
+        keys = {f"{s}::{f}" for s in cb["structs"] for f in cb["fields"]}
+        for fid, where in sorted(prog.stored.items()):
+            hit = next((w for w in where if w[0] in keys), None)
+            if hit is None:
+                continue
+            holds = cb.get("holds")
+            if holds:
+                prog.framework[fid] = (holds["cls"], holds["kind"],
+                                       f"{hit[0]} callback ({hit[1]}:{hit[2]})")
+            if cb["irqs_off"]:
+                prog.irqs_off_entry.add(fid)
+
+
+# --- summaries -------------------------------------------------------------------------------
+def _sccs(n: int, succ: list[list[int]]) -> list[list[int]]:
+    """Tarjan's algorithm, iterative; components come out callees first."""
+    index = [-1] * n
+    low = [0] * n
+    on = [False] * n
+    stack: list[int] = []
+    out: list[list[int]] = []
+    counter = 0
+    for root in range(n):
+        if index[root] >= 0:
+            continue
+        work = [(root, 0)]
+        while work:
+            v, i = work.pop()
+            if i == 0:
+                index[v] = low[v] = counter
+                counter += 1
+                stack.append(v)
+                on[v] = True
+            recurse = False
+            s = succ[v]
+            while i < len(s):
+                w = s[i]
+                i += 1
+                if index[w] < 0:
+                    work.append((v, i))
+                    work.append((w, 0))
+                    recurse = True
+                    break
+                if on[w]:
+                    low[v] = min(low[v], index[w])
+            if recurse:
+                continue
+            if low[v] == index[v]:
+                comp = []
+                while True:
+                    w = stack.pop()
+                    on[w] = False
+                    comp.append(w)
+                    if w == v:
+                        break
+                out.append(sorted(comp))
+            if work:
+                u = work[-1][0]
+                low[u] = min(low[u], low[v])
+    return out
+
+
+class _Gfp:
+    def __init__(self, kb: KnowledgeBase) -> None:
+        s = kb.section("sleep")
+        self.alloc: dict[str, int] = s["gfp_allocators"]
+        self.sleeping = re.compile(r"\b(?:%s)\b" % "|".join(map(re.escape, s["gfp"]["sleeping"]))
+                                   ) if s["gfp"]["sleeping"] else None
+        self.atomic = re.compile(r"\b(?:%s)\b" % "|".join(map(re.escape, s["gfp"]["atomic"]))
+                                 ) if s["gfp"]["atomic"] else None
+
+    def classify(self, arg: str, params: dict[str, int]) -> str | int | None:
+        """"sleep", a parameter index (sleeps if the caller's argument does), or None."""
+        if self.atomic is not None and self.atomic.search(arg):
+            return None
+        if self.sleeping is not None and self.sleeping.search(arg):
+            return "sleep"
+        a = arg.strip("() ")
+        if a in params:
+            return params[a]
+        return None
+
+
+def param_index(fn: Function) -> dict[str, int]:
+    return {p: j for j, (p, _) in enumerate(fn.params) if p}
+
+
+def acquires_at(fn: Function) -> dict[tuple[int, int], LockOp]:
+    return {(op.line, op.col): op for op in fn.lock_ops if op.op == "acquire"}
+
+
+def site_sleep(prog: Program, site: Site, params: dict[str, int],
+               ops_at: dict[tuple[int, int], LockOp]) -> tuple[Sleep | None, dict[int, Sleep]]:
+    """May the call at `site` sleep: a known sleeper, an allocation whose GFP mask sleeps, a
+    sleeping lock, or a callee whose summary sleeps.  Also the conditional sleeps it passes on:
+    {parameter index: how} when the GFP mask is one of the caller's parameters."""
+    c = site.call
+    gfp = prog.gfp
+    deps: dict[int, Sleep] = {}
+    if c.callee in prog.sleepers:
+        return Sleep(c.line, -1, f"{c.callee}()", 0), deps
+    if c.callee in gfp.alloc:
+        idx = gfp.alloc[c.callee]
+        if idx < len(c.args):
+            k = gfp.classify(c.args[idx], params)
+            what = f"{c.callee}({c.args[idx]})"
+            if k == "sleep":
+                return Sleep(c.line, -1, what, 0), deps
+            if isinstance(k, int):
+                deps[k] = Sleep(c.line, -1, what, 0)
+        return None, deps
+    op = ops_at.get((c.line, c.col))
+    if op is not None:
+        if op.kind in prog.sleeping_kinds:
+            return Sleep(c.line, -1, f"{op.api}({op.expr})", 0), deps
+        return None, deps
+    if not _propagates(site):
+        return None, deps
+    for t in site.callees:
+        s = prog.sleep[t]
+        if s is not None:
+            return Sleep(c.line, t, s.what, s.depth + 1), deps
+        for j, sp in sorted(prog.sleep_param[t].items()):
+            if j < len(c.args):
+                k = gfp.classify(c.args[j], params)
+                if k == "sleep":
+                    return Sleep(c.line, t, sp.what, sp.depth + 1), deps
+                if isinstance(k, int):
+                    deps.setdefault(k, Sleep(c.line, t, sp.what, sp.depth + 1))
+    return None, deps
+
+
+def _propagates(site: Site) -> bool:
+    return site.how in ("direct", "typed")
+
+
+def _summaries(prog: Program) -> None:
+    kb = prog.kb
+    funcs = prog.funcs
+    n = len(funcs)
+    atomic_kinds = prog.atomic_kinds
+    waits = kb.section("waits")["waits"]
+    prog.acq = [{} for _ in range(n)]
+    prog.sleep = [None] * n
+    prog.sleep_param = [{} for _ in range(n)]
+    prog.waits = [() for _ in range(n)]
+    succ = [sorted({t for s in sites if _propagates(s) for t in s.callees})
+            for sites in prog.sites]
+
+    # what each function does itself
+    local_acq: list[dict[str, Acq]] = []
+    for i, fn in enumerate(funcs):
+        a: dict[str, Acq] = {}
+        for op in fn.lock_ops:
+            if op.op == "release" or op.kind in NOT_LOCKS or not identified(op.cls):
+                continue
+            if op.cls not in a:
+                a[op.cls] = Acq(op.kind, op.line, -1, 0, op.op == "trylock", op.api)
+        local_acq.append(a)
+
+    def atomic_at(site: Site) -> bool:
+        return any(k in atomic_kinds for _, k, _ in site.held)
+
+    for comp in _sccs(n, succ):
+        for _ in range(8 if len(comp) > 1 else 1):
+            changed = False
+            for f in comp:
+                fn = funcs[f]
+                params = param_index(fn)
+                acq = dict(local_acq[f])
+                sleep: Sleep | None = None
+                sparam: dict[int, Sleep] = {}
+                wl: list[Wait] = []
+                ops_at = acquires_at(fn)
+                for site in prog.sites[f]:
+                    c = site.call
+                    atomic = atomic_at(site)
+                    here, deps = site_sleep(prog, site, params, ops_at)
+                    for k, sp in deps.items():
+                        sparam.setdefault(k, sp)
+                    if here is not None and not atomic and sleep is None:
+                        sleep = here  # an atomic site is a finding here, not a summary
+                    # waits
+                    if c.callee in waits and len(wl) < MAX_WAITS:
+                        spec = waits[c.callee]
+                        arg = c.args[spec["arg"]] if spec["arg"] is not None and \
+                            spec["arg"] < len(c.args) else ""
+                        wl.append(Wait(c.callee, spec["what"], arg, c.line, -1, 0))
+                    elif _propagates(site) and len(wl) < MAX_WAITS:
+                        for t in site.callees:
+                            for w in prog.waits[t]:
+                                if len(wl) < MAX_WAITS and all(x.api != w.api for x in wl):
+                                    wl.append(Wait(w.api, w.what, w.arg, c.line, t, w.depth + 1))
+                    # locks taken below
+                    if _propagates(site) and len(acq) < MAX_ACQ:
+                        for t in site.callees:
+                            for cls, a in prog.acq[t].items():
+                                if cls not in acq and a.depth < 8:
+                                    acq[cls] = Acq(a.kind, c.line, t, a.depth + 1, a.trylock,
+                                                   a.api)
+                                    if len(acq) >= MAX_ACQ:
+                                        break
+                if (acq != prog.acq[f] or sleep != prog.sleep[f]
+                        or sparam != prog.sleep_param[f] or tuple(wl) != prog.waits[f]):
+                    changed = True
+                    prog.acq[f], prog.sleep[f] = acq, sleep
+                    prog.sleep_param[f], prog.waits[f] = sparam, tuple(wl)
+            if not changed:
+                break
+
+
+def _irqs_off_entry(prog: Program) -> None:
+    """Functions only ever called with IRQs off (every caller site has them off, or its
+    caller is such a function), or run by a framework with IRQs off.  A greatest fixpoint."""
+    n = len(prog.funcs)
+    cand = [bool(prog.callers[i]) and i not in prog.registered and i not in prog.stored
+            for i in range(n)]
+    for i in prog.irqs_off_entry:
+        cand[i] = True
+    hard = {f for f, k in prog.context.items() if k == "hardirq"}
+    for f in hard:
+        cand[f] = True
+    fixed = set(prog.irqs_off_entry) | hard
+    changed = True
+    while changed:
+        changed = False
+        for i in range(n):
+            if not cand[i] or i in fixed:
+                continue
+            for caller, si in prog.callers[i]:
+                site = prog.sites[caller][si]
+                if not cand[caller] and not any(k == "irq" for _, k, _ in site.held):
+                    cand[i] = False
+                    changed = True
+                    break
+    prog.irqs_off_entry = {i for i in range(n) if cand[i]}
+
+
+def reach(prog: Program, roots: list[int]) -> dict[int, int]:
+    """Functions reachable from roots through resolved calls: id -> the root it came from."""
+    out: dict[int, int] = {}
+    for r in roots:
+        if r in out:
+            continue
+        out[r] = r
+        work = [r]
+        while work:
+            f = work.pop()
+            for s in prog.sites[f]:
+                if _propagates(s):
+                    for t in s.callees:
+                        if t not in out:
+                            out[t] = r
+                            work.append(t)
+    return out
+
+
+def program_of(analysis: Any) -> Program:
+    """The analysis' program model, built on first use."""
+    prog = getattr(analysis, "program", None)
+    if prog is None:
+        prog = build(analysis.facts or [], analysis.kb)
+        analysis.program = prog
+    return prog

@@ -1,0 +1,53 @@
+"""Shared wording for the whole-program rules: what is held, and lockdep-style scenarios."""
+
+from __future__ import annotations
+
+from ..ir import Step
+from ..program import NOT_LOCKS, Program, identified
+
+STATE_WORDS = {"irq": "IRQs disabled", "bh": "BHs disabled", "preempt": "preemption disabled",
+               "rcu": "RCU read-side section", "local_lock": "local lock held"}
+
+
+def held_word(cls: str, kind: str) -> str:
+    """`spinlock vcpu::lock`, `IRQs disabled`."""
+    if kind in STATE_WORDS and (kind != "local_lock" or not identified(cls)):
+        return STATE_WORDS[kind]
+    return f"{cls.rstrip('*')}"
+
+
+def locks_held(held: tuple[tuple[str, str, int], ...]) -> list[tuple[str, str, int]]:
+    """The real locks in a held set (no CPU states, no unidentified expressions)."""
+    return [h for h in held if h[1] not in NOT_LOCKS and identified(h[0])]
+
+
+def strongest(held: tuple[tuple[str, str, int], ...], kinds: frozenset[str]
+              ) -> tuple[str, str, int] | None:
+    """The held entry that makes a point atomic: a lock before a CPU state."""
+    cands = [h for h in held if h[1] in kinds]
+    if not cands:
+        return None
+    cands.sort(key=lambda h: (h[1] in NOT_LOCKS, not identified(h[0]), h[2], h[0]))
+    return cands[0]
+
+
+def chain_names(*traces: list[Step]) -> tuple[str, ...]:
+    seen: dict[str, None] = {}
+    for t in traces:
+        for s in t:
+            seen.setdefault(s.function, None)
+    return tuple(seen)
+
+
+def two_cpus(cpu0: list[str], cpu1: list[str], width: int = 38) -> list[str]:
+    """Interleave two columns: each entry of cpu0/cpu1 is one line; "" leaves the slot empty."""
+    out = [f"{'CPU0':<{width}}CPU1"]
+    for a, b in zip(cpu0, cpu1, strict=True):
+        out.append(f"{a:<{width}}{b}".rstrip())
+    out.append("*** DEADLOCK ***")
+    return out
+
+
+def where(prog: Program, fid: int) -> str:
+    fn = prog.funcs[fid]
+    return f"{fn.name}() at {fn.file}:{fn.line}"

@@ -1,0 +1,128 @@
+"""irq-unsafe-lock: a lock taken in interrupt context and elsewhere with interrupts enabled."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from ..findings import Finding
+from ..ir import Step
+from ..program import Program, identified, program_of, reach
+from . import Rule, register
+
+if TYPE_CHECKING:
+    from ..driver import Analysis
+
+RULE = "irq-unsafe-lock"
+SPINNING = frozenset({"spin", "raw_spin", "arch_spin", "rspin", "rwlock_r", "rwlock_w"})
+
+DOC = """\
+## What it does
+Finds a spinning lock class taken in hardirq context (by a request_irq handler, directly or
+any number of calls down) that is also taken in process context with IRQs enabled (plain
+spin_lock(), no local_irq_save() or *_irqsave lock around it, in a function not only called
+with IRQs off); likewise a lock taken in softirq context (timer, tasklet) and elsewhere with
+BHs enabled. Xen profile: a lock taken both with IRQs enabled and with IRQs disabled, which
+Xen's check_lock() refuses at run time.
+
+## Why is this bad?
+If the interrupt arrives on the CPU that holds the lock with IRQs enabled, the handler spins
+on a lock its own CPU holds and will never release: a single-CPU deadlock, lockdep's
+"inconsistent {IN-HARDIRQ-W} -> {HARDIRQ-ON-W} usage".
+
+## Example
+    static irqreturn_t foo_irq(int irq, void *d) { spin_lock(&foo->lock); ... }
+    void foo_update(struct foo *foo) { spin_lock(&foo->lock); ... }   /* IRQs on */
+
+## Use instead
+spin_lock_irqsave() (or spin_lock_irq() where IRQs are known to be on) outside the handler;
+spin_lock_bh() for a lock shared with a timer or tasklet.
+
+## Known false positives
+Confidence: medium-low. The tool cannot see that a function is only called with IRQs off
+when its callers are unknown (ops tables, callbacks), that an interrupt is masked at the device
+while the lock is taken, or that a lock class (struct field) covers different instances in
+interrupt and process context.
+
+## References
+Documentation/locking/lockdep-design.rst ("Lock-class state"); Xen common/spinlock.c
+check_lock().
+"""
+
+
+def _state_at(fn_held: dict[tuple[int, int], tuple[tuple[str, str, int], ...]], line: int,
+              col: int) -> set[str]:
+    return {k for _, k, _ in fn_held.get((line, col), ())}
+
+
+def check(analysis: Analysis) -> Iterator[Finding]:
+    prog = program_of(analysis)
+    xen = prog.kb.profile == "xen"
+    roots = {"hardirq": sorted(f for f, k in prog.context.items() if k == "hardirq"),
+             "softirq": sorted(f for f, k in prog.context.items() if k == "softirq")}
+    hard = reach(prog, roots["hardirq"])
+    soft = reach(prog, roots["softirq"])
+    # class -> (context, root, its kind there, witness steps)
+    taken: dict[str, tuple[str, int, str, list[Step]]] = {}
+    for ctx in ("hardirq", "softirq"):
+        for r in roots[ctx]:
+            reg = prog.registered[r][0]
+            for cls, a in sorted(prog.acq[r].items()):
+                if a.kind in SPINNING and cls not in taken:
+                    head = Step(reg.file, reg.line, prog.funcs[reg.by].name if reg.by >= 0 else "",
+                                f"{reg.api}() registers {prog.funcs[r].name}() ({ctx})")
+                    taken[cls] = (ctx, r, a.kind, [head, *prog.acq_chain(r, cls)])
+    if xen:  # Xen: any acquisition with IRQs off makes the class IRQ-safe
+        for f, fn in enumerate(prog.funcs):
+            held = {(ln, col): h for ln, col, h in fn.held}
+            for op in fn.lock_ops:
+                if op.op == "release" or op.kind not in SPINNING or op.cls in taken \
+                        or not identified(op.cls):
+                    continue
+                off = op.irq in ("off", "save") or "irq" in _state_at(held, op.line, op.col) \
+                    or f in prog.irqs_off_entry
+                if off:
+                    taken[op.cls] = ("irqs-off", f, op.kind,
+                                     [prog.step(f, op.line, f"{op.api}({op.expr}) with IRQs "
+                                                            "disabled")])
+    for f, fn in enumerate(prog.funcs):
+        if not fn.lock_ops or f in hard or f in prog.irqs_off_entry:
+            continue
+        held = {(ln, col): h for ln, col, h in fn.held}
+        done: set[str] = set()
+        for op in fn.lock_ops:
+            t = taken.get(op.cls)
+            if op.op != "acquire" or t is None or op.cls in done or op.irq is not None:
+                continue
+            ctx, root, kind, witness = t
+            if kind == "rwlock_r" and op.kind == "rwlock_r":
+                continue  # readers do not exclude each other
+            state = _state_at(held, op.line, op.col)
+            if "irq" in state:
+                continue
+            if ctx == "softirq" and (f in soft or "bh" in state or op.bh is not None):
+                continue
+            done.add(op.cls)
+            here = prog.step(f, op.line, f"{op.api}({op.expr}) with "
+                                         f"{'BHs' if ctx == 'softirq' else 'IRQs'} enabled")
+            if ctx == "irqs-off":
+                msg = (f"{op.cls} is taken here with IRQs enabled, and with IRQs disabled in "
+                       f"{prog.funcs[root].name}(): Xen's check_lock() forbids mixing")
+                scen = ("CPU0", f"lock({op.cls})   /* IRQs on */", "<Interrupt>",
+                        f"  lock({op.cls})   /* an IRQ-off user spins on it */",
+                        "*** DEADLOCK ***")
+            else:
+                what = "interrupt" if ctx == "hardirq" else "softirq"
+                msg = (f"{op.cls} is taken here with {'BHs' if ctx == 'softirq' else 'IRQs'} "
+                       f"enabled, but also in {ctx} context by {prog.funcs[root].name}(): "
+                       f"an {what} on this CPU would spin on it forever")
+                scen = ("CPU0", f"lock({op.cls})", f"<{what}>", f"  lock({op.cls})",
+                        "*** DEADLOCK ***")
+            yield Finding(RULE, "warning", msg, fn.file, op.line, op.col, fn.name,
+                          (fn.name, *dict.fromkeys(s.function for s in witness if s.function)),
+                          (op.cls,), ((here,), tuple(witness)), f"{op.cls}:{ctx}", scen)
+
+
+register(Rule(RULE, "warning", True,
+              "a lock taken in hardirq (softirq) context and elsewhere with IRQs (BHs) enabled; "
+              "Xen: a lock taken both with IRQs on and off", DOC, check, program=True))

@@ -1,0 +1,172 @@
+"""lock-order-inversion: a cycle in the global lock-order graph (AB-BA, or longer)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, NamedTuple
+
+from ..findings import Finding
+from ..ir import Step
+from ..program import NOT_LOCKS, Program, acquires_at, identified, program_of
+from . import Rule, register
+from ._explain import chain_names, locks_held, two_cpus
+
+if TYPE_CHECKING:
+    from ..driver import Analysis
+
+RULE = "lock-order-inversion"
+
+DOC = """\
+## What it does
+Builds the lock-order graph of the whole program: an edge A -> B wherever lock class B is
+taken, directly or any number of calls down (across files and typed function pointers),
+while A is held. Lock classes are what lockdep would call them: `struct vgic_irq_rank::lock`,
+a file-static or global lock. Framework-held locks count too (an irq_chip method runs under
+irq_desc::lock). Each cycle (AB-BA, or A -> B -> C -> A) is reported once, with the call chain
+that creates each of its edges and the CPU0/CPU1 scenario.
+
+## Why is this bad?
+Two CPUs taking the same two locks in opposite orders deadlock as soon as each gets its first
+lock. The two orders usually live in different files and show up only when both paths run at
+once, which is why lockdep on a test machine rarely sees them; Xen's rank/vgic lock inversion
+(seed 002) was found by Coverity, not by testing.
+
+## Example
+    /* gic.c */                           /* vgic.c */
+    spin_lock(&v->arch.vgic.lock);        vgic_lock_rank(v, rank, flags);
+    gic_update_one_lr(v, i);              vgic_migrate_irq(old, new, irq);
+      -> vgic_get_target_vcpu()             -> spin_lock(&old->arch.vgic.lock);
+        -> vgic_lock_rank(...)
+
+## Use instead
+Pick one order and document it; move the inner call out of the outer critical section, or
+pass the already-computed value in instead of re-reading it under the other lock.
+
+## Known false positives
+Confidence: medium. Lock classes are per struct field, so two instances of one class nested
+on purpose (parent and child) look like A -> A and are ignored, but two classes ordered by an
+invariant the code keeps elsewhere (the locks are never both contended) still show up.
+Acquisitions annotated for lockdep (`*_nested`) and trylocks create no edge. Paths are
+per-function: a callee's lock is assumed reachable whenever the callee is called.
+
+## References
+Documentation/locking/lockdep-design.rst; DLOS (Cai et al.) for cross-function cycles.
+"""
+
+
+class Edge(NamedTuple):
+    depth: int
+    fid: int
+    held_line: int  # where A was taken in fid
+    line: int  # the call or acquisition that takes B
+    callee: int  # -1: B is taken in fid itself
+    api: str
+
+
+def _edges(prog: Program) -> dict[tuple[str, str], Edge]:
+    edges: dict[tuple[str, str], Edge] = {}
+
+    def add(a: str, b: str, e: Edge) -> None:
+        if a == b:
+            return
+        old = edges.get((a, b))
+        if old is None or e.depth < old.depth:
+            edges[(a, b)] = e
+
+    for f, sites in enumerate(prog.sites):
+        fn = prog.funcs[f]
+        ops = acquires_at(fn) if fn.lock_ops else {}
+        for site in sites:
+            held = locks_held(site.held)
+            if not held:
+                continue
+            c = site.call
+            targets: list[tuple[str, int, int, str]] = []  # (class, depth, callee, api)
+            op = ops.get((c.line, c.col))
+            if op is not None:
+                if op.kind not in NOT_LOCKS and identified(op.cls) and "nested" not in op.api \
+                        and op.kind != "rwlock_r":
+                    targets.append((op.cls, 0, -1, op.api))
+            elif site.how in ("direct", "typed"):
+                for t in site.callees:
+                    for cls, a in prog.acq[t].items():
+                        if not a.trylock and "nested" not in a.api and a.kind != "rwlock_r":
+                            targets.append((cls, a.depth + 1, t, a.api))
+            for b, depth, callee, api in targets:
+                for a, _, line in held:
+                    add(a, b, Edge(depth, f, line, c.line, callee, api))
+        fw = prog.framework.get(f)
+        if fw is not None:  # the framework holds its lock around the callback
+            for cls, a in prog.acq[f].items():
+                if not a.trylock:
+                    add(fw[0], cls, Edge(a.depth, f, 0, a.line, a.callee, a.api))
+    return edges
+
+
+def _trace(prog: Program, a: str, b: str, e: Edge) -> list[Step]:
+    fw = prog.framework.get(e.fid)
+    if e.held_line:
+        out = [prog.step(e.fid, e.held_line, f"takes {a}")]
+    else:
+        assert fw is not None
+        out = [prog.step(e.fid, prog.funcs[e.fid].line, f"runs with {a} held: {fw[2]}")]
+    if e.callee < 0:
+        out.append(prog.step(e.fid, e.line, f"{e.api}({b}) while holding {a}"))
+    else:
+        out.append(prog.step(e.fid, e.line, f"calls {prog.funcs[e.callee].name}() while "
+                                            f"holding {a}"))
+        out.extend(prog.acq_chain(e.callee, b))
+    return out
+
+
+def _cycles(edges: dict[tuple[str, str], Edge]) -> list[tuple[str, ...]]:
+    succ: dict[str, list[str]] = {}
+    for a, b in sorted(edges):
+        succ.setdefault(a, []).append(b)
+    out: list[tuple[str, ...]] = []
+    two = set()
+    for a, b in sorted(edges):
+        if a < b and (b, a) in edges:
+            out.append((a, b))
+            two.add(frozenset((a, b)))
+    for a, bs in sorted(succ.items()):
+        for b in bs:
+            if b <= a or frozenset((a, b)) in two:
+                continue
+            for c in succ.get(b, []):
+                if c <= a or c == b or (c, a) not in edges:
+                    continue
+                if frozenset((b, c)) in two or frozenset((a, c)) in two:
+                    continue
+                out.append((a, b, c))
+    return out
+
+
+def check(analysis: Analysis) -> Iterator[Finding]:
+    prog = program_of(analysis)
+    edges = _edges(prog)
+    for cyc in _cycles(edges):
+        pairs = [(cyc[i], cyc[(i + 1) % len(cyc)]) for i in range(len(cyc))]
+        traces = [_trace(prog, a, b, edges[(a, b)]) for a, b in pairs]
+        first = traces[0][-1]  # reported where the first edge's inner lock is taken
+        fids = [edges[p].fid for p in pairs]
+        others = ", ".join(f"{b} while holding {a} in {prog.funcs[edges[(a, b)].fid].name}()"
+                           for a, b in pairs[1:])
+        msg = (f"lock order inversion: {pairs[0][1]} taken while holding {pairs[0][0]} "
+               f"(via {prog.funcs[fids[0]].name}()), but {others}")
+        if len(cyc) == 2:
+            a, b = cyc
+            scen = two_cpus([f"lock({a})", "", "", f"lock({b})"],
+                            ["", f"lock({b})", f"lock({a})", ""])
+        else:
+            scen = ["CPU0..CPU%d each hold one lock of the cycle and wait for the next:" %
+                    (len(cyc) - 1)] + [f"  CPU{i}: holds {a}, waits for {b}"
+                                       for i, (a, b) in enumerate(pairs)] + ["*** DEADLOCK ***"]
+        yield Finding(RULE, "warning", msg, first.file, first.line, 1, first.function,
+                      chain_names(*traces), cyc, tuple(tuple(t) for t in traces),
+                      "->".join(cyc), tuple(scen))
+
+
+register(Rule(RULE, "warning", True,
+              "a cycle in the lock-order graph (AB-BA or longer) across call chains",
+              DOC, check, program=True))

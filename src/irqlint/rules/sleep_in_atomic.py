@@ -1,0 +1,113 @@
+"""sleep-in-atomic: a call that may sleep, reached with a spinlock held, IRQs or preemption
+off, inside an RCU read-side section, or from hardirq/softirq context."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from ..findings import Finding
+from ..program import acquires_at, param_index, program_of, site_sleep
+from . import Rule, register
+from ._explain import chain_names, held_word, strongest
+
+if TYPE_CHECKING:
+    from ..driver import Analysis
+
+RULE = "sleep-in-atomic"
+
+DOC = """\
+## What it does
+Finds calls that may sleep made where sleeping is forbidden: with a spinlock or rwlock held,
+with IRQs, BHs or preemption disabled, inside rcu_read_lock(), in a hardirq or softirq
+callback (request_irq handler, timer, tasklet), or in a framework callback that runs with IRQs
+off (irq_chip methods). "May sleep" is followed through any number of calls, across files and
+through function pointers resolved by struct type: mutexes, rwsems and semaphores, msleep(),
+wait_for_completion(), copy_from_user(), and allocations whose GFP mask allows direct reclaim
+(GFP_KERNEL, GFP_NOFS, GFP_NOIO; never GFP_ATOMIC/GFP_NOWAIT). A gfp_t parameter passed down
+is followed to the argument the caller gives it. The message names the atomic region's start
+and the whole chain down to the sleeping call.
+
+## Why is this bad?
+Sleeping with a spinlock held or IRQs off schedules away while other CPUs spin on the lock
+or the local CPU's interrupt work is blocked: "BUG: sleeping function called from invalid
+context", lockups, or a deadlock when the scheduler wants the same lock. These bugs hide
+behind configuration (PREEMPT_RT, CONFIG_DEBUG_ATOMIC_SLEEP) and behind rarely taken paths:
+pci_intx() only allocated a devres once the device was managed, three calls down from a
+caller holding its irqlock.
+
+## Example
+    spin_lock_irqsave(&vdev->irqlock, flags);
+    pci_intx(pdev, 0);          /* -> pcim_intx() -> devres_alloc(GFP_KERNEL) */
+    spin_unlock_irqrestore(&vdev->irqlock, flags);
+
+## Use instead
+Move the sleeping call out of the atomic region, allocate before taking the lock, pass
+GFP_ATOMIC (and handle failure), or use a helper that never sleeps (__pci_intx()).
+
+## Known false positives
+Confidence: medium. Sleeps guarded by a runtime test of the context (`if (!in_atomic())`,
+`gfpflags_allow_blocking()`), paths the caller never takes with the lock held (the summary is
+per function, not per path of the callee), and function pointers resolved by field name (those
+are not followed for sleeping). The list of sleeping functions is in the knowledge base
+(kb/sleep.json); a project config can add to it.
+
+## References
+Documentation/locking/locktypes.rst; might_sleep(); DSAC (Bai et al., "Effective Detection of
+Sleep-in-atomic-context Bugs in the Linux Kernel").
+"""
+
+
+def check(analysis: Analysis) -> Iterator[Finding]:
+    prog = program_of(analysis)
+    kinds = prog.atomic_kinds
+    for f, sites in enumerate(prog.sites):
+        fn = prog.funcs[f]
+        params, ops_at = param_index(fn), acquires_at(fn)
+        done: set[int] = set()
+        for site in sites:
+            atomic = strongest(site.held, kinds)
+            if atomic is None or site.call.line in done:
+                continue
+            s, _ = site_sleep(prog, site, params, ops_at)
+            if s is None:
+                continue
+            done.add(site.call.line)
+            cls, kind, line = atomic
+            word = held_word(cls, kind)
+            chain = prog.sleep_chain(f, s)
+            start = prog.step(f, line, f"{word} from here" if kind in ("irq", "bh", "preempt",
+                                                                      "rcu")
+                              else f"takes {cls}")
+            callee = site.call.callee or site.call.via
+            depth = f", {s.depth} call(s) down" if s.depth else ""
+            msg = (f"'{callee}' may sleep ({s.what}{depth}) with {word}"
+                   f" (since line {line})")
+            yield Finding(RULE, "warning", msg, fn.file, site.call.line, site.call.col, fn.name,
+                          chain_names([start], chain), (cls.rstrip("*"),),
+                          ((start, *chain),), f"{callee}:{cls}")
+        # a callback of an atomic context that sleeps, below its own locks
+        ctx = prog.context.get(f)
+        why = None
+        if ctx in ("hardirq", "softirq"):
+            reg = prog.registered[f][0]
+            why = (f"runs in {ctx} context: registered by {reg.api}() at {reg.file}:{reg.line}",
+                   f"{ctx} callback")
+        elif f in prog.framework:
+            cls, _, what = prog.framework[f]
+            why = (f"called with IRQs off and {cls} held: {what}", "IRQs-off callback")
+        if why is None or prog.sleep[f] is None:
+            continue
+        s = prog.sleep[f]
+        chain = prog.sleep_chain(f, s)
+        head = prog.step(f, fn.line, why[0])
+        depth = f", {s.depth} call(s) down" if s.depth else ""
+        yield Finding(RULE, "warning", f"{fn.name}() is a {why[1]} but may sleep "
+                      f"({s.what}{depth})", fn.file, s.line, 1, fn.name,
+                      chain_names([head], chain), (), ((head, *chain),), f"context:{s.what}")
+
+
+register(Rule(RULE, "warning", True,
+              "a call that may sleep (GFP-aware, through any number of calls) with a spinlock "
+              "held, IRQs/preemption off, in RCU read side, or in hardirq/softirq context",
+              DOC, check, program=True))

@@ -1,0 +1,137 @@
+"""wait-under-lock: a synchronous wait for a callback while holding a lock that callback takes."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from ..findings import Finding
+from ..program import Program, Reg, Wait, program_of
+from . import Rule, register
+from ._explain import chain_names, locks_held, two_cpus
+
+if TYPE_CHECKING:
+    from ..driver import Analysis
+
+RULE = "wait-under-lock"
+
+DOC = """\
+## What it does
+Finds a synchronous wait -- disable_irq(), synchronize_irq(), free_irq(), del_timer_sync() /
+timer_delete_sync(), cancel_work_sync(), flush_work(), flush_workqueue(), tasklet_kill(),
+kthread_stop(); Xen kill_timer(), tasklet_kill() -- made, directly or through calls, while
+holding a lock that the callback being waited for takes (directly or through calls).
+The waited-for callback is matched precisely where the code allows (the handler registered
+for the same irq/timer/work field); otherwise the callbacks of that kind registered in the
+same file, then the same directory. The finding says which match it used.
+
+## Why is this bad?
+The wait cannot finish until the callback returns, and the callback cannot return until it
+gets the lock the waiter holds: a deadlock that lockdep does not model (it does not see waits
+on IRQ handlers at all), and that needs the interrupt to fire in a narrow window to show up.
+
+## Example
+    spin_lock_irq(&port_user_lock);
+    disable_irq(irq);           /* waits for evtchn_interrupt(), which takes port_user_lock */
+    port_user[port] = NULL;
+    spin_unlock_irq(&port_user_lock);
+
+## Use instead
+Wait before taking the lock (disable_irq() first, then lock), or use the non-waiting variant
+(disable_irq_nosync(), del_timer(), cancel_work()) and make the callback tolerate running.
+
+## Known false positives
+Confidence: medium when matched by object, low when matched by file or directory (the finding
+says which): a driver with several interrupts may wait for one whose handler does not take the
+lock. Locks are compared by class (struct type and field), not instance.
+
+## References
+Documentation/core-api/genericirq.rst (disable_irq waits for running handlers);
+Linux commit "xen/evtchn: avoid deadlock in evtchn_unbind_from_user" shape.
+"""
+
+_LAST = re.compile(r"([A-Za-z_]\w*)\W*$")
+
+
+def _key(expr: str) -> str:
+    m = _LAST.search(expr)
+    return m.group(1) if m else ""
+
+
+def _match(prog: Program, w: Wait, wfile: str,
+           by_role: dict[str, list[tuple[int, Reg]]]) -> tuple[list[tuple[int, Reg]], str]:
+    roles = prog.kb.section("waits")["roles"].get(w.what, [])
+    keys = prog.kb.section("waits")["key_args"]
+    regs = [r for role in roles for r in by_role.get(role, [])]
+    wdir = os.path.dirname(wfile)
+    local = [r for r in regs if os.path.dirname(r[1].file) == wdir]
+    key = _key(w.arg)
+    if key:
+        same = [r for r in local if r[1].api in keys and keys[r[1].api] < len(r[1].args)
+                and _key(r[1].args[keys[r[1].api]]) == key]
+        if same:
+            return same, f"registered for the same '{key}'"
+    same_file = [r for r in local if r[1].file == wfile]
+    if same_file:
+        return same_file, "registered in the same file (not matched by object)"
+    if local:
+        return local, "registered in the same directory (not matched by object)"
+    return [], ""
+
+
+def check(analysis: Analysis) -> Iterator[Finding]:
+    prog = program_of(analysis)
+    waits = prog.kb.section("waits")["waits"]
+    by_role: dict[str, list[tuple[int, Reg]]] = {}
+    for fid, regs in sorted(prog.registered.items()):
+        for r in regs:
+            by_role.setdefault(r.role, []).append((fid, r))
+    for f, sites in enumerate(prog.sites):
+        fn = prog.funcs[f]
+        for site in sites:
+            held = locks_held(site.held)
+            if not held:
+                continue
+            c = site.call
+            wl: list[Wait] = []
+            if c.callee in waits:
+                spec = waits[c.callee]
+                arg = c.args[spec["arg"]] if spec["arg"] is not None and \
+                    spec["arg"] < len(c.args) else ""
+                wl.append(Wait(c.callee, spec["what"], arg, c.line, -1, 0))
+            elif site.how in ("direct", "typed"):
+                for t in site.callees:
+                    wl.extend(Wait(w.api, w.what, w.arg, c.line, t, w.depth + 1)
+                              for w in prog.waits[t])
+            for w in wl:
+                wchain = prog.wait_chain(f, w)
+                wfile = wchain[-1].file if wchain else fn.file
+                cands, how = _match(prog, w, wfile, by_role)
+                for h, reg in cands:
+                    common = [x for x in held if x[0] in prog.acq[h]]
+                    if not common:
+                        continue
+                    cls, _, line = common[0]
+                    hname = prog.funcs[h].name
+                    take = prog.step(f, line, f"takes {cls}")
+                    reg_step = prog.step(reg.by, reg.line, f"{reg.api}() registers {hname}()") \
+                        if reg.by >= 0 else None
+                    hchain = prog.acq_chain(h, cls)
+                    htrace = ([reg_step] if reg_step else []) + hchain
+                    msg = (f"{w.api}() waits for {hname}() ({reg.role}, {how}), which takes "
+                           f"{cls}, held here since line {line}: deadlock")
+                    scen = two_cpus(
+                        [f"lock({cls})", "", f"{w.api}()  /* waits for {hname} */", ""],
+                        ["", f"{hname}()", "", f"lock({cls})  /* spins */"])
+                    yield Finding(RULE, "warning", msg, fn.file, c.line, c.col, fn.name,
+                                  chain_names([take], wchain, htrace), (cls,),
+                                  ((take, *wchain), tuple(htrace)), f"{w.api}:{hname}:{cls}",
+                                  tuple(scen))
+                    break
+
+
+register(Rule(RULE, "warning", True,
+              "a synchronous wait (disable_irq, del_timer_sync, cancel_work_sync, ...) while "
+              "holding a lock that the waited-for callback takes", DOC, check, program=True))
