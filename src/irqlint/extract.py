@@ -368,12 +368,15 @@ def _finish_function(pf: _PendingFunction, ctx: FileContext, assigns: _Buckets) 
     calls: list[Call] = []
     regs: list[Registration] = []
     text = ctx.text
+    gfp_params = frozenset(p for p, t in pf.params if p and "gfp" in t)
     for n, name in pf.names:
         sp = n.start_point
         args = n.parent.child_by_field_name("arguments") if n.parent is not None else None
         # arguments are kept for known APIs, and wherever a gfp mask is passed on
-        if name in keep or (args is not None and _GFP.search(text, args.start_byte,
-                                                               args.end_byte)):
+        if name in keep or (args is not None and (
+                _GFP.search(text, args.start_byte, args.end_byte) or (gfp_params and any(
+                    a.type == "identifier" and _text(a) in gfp_params
+                    for a in args.named_children)))):
             argv = tuple(" ".join(_text(a).split()) for a in args.named_children
                          if a.type != "comment") if args is not None else ()
             calls.append(Call(name, "", sp[0] + 1, sp[1] + 1, argv))

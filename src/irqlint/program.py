@@ -46,6 +46,14 @@ def identified(cls: str) -> bool:
     return not cls.endswith("*") and (":" in cls or cls.isidentifier())
 
 
+def show(cls: str) -> str:
+    """A lock class for people: `drivers/x/y.c:foo_lock` -> `foo_lock (y.c)`."""
+    if "::" not in cls and ":" in cls:
+        path, name = cls.rsplit(":", 1)
+        return f"{name} ({path.rsplit('/', 1)[-1]})"
+    return cls
+
+
 class Site(NamedTuple):
     """A call site with what is held there, and where it may go."""
 
@@ -137,7 +145,7 @@ class Program:
             if a is None:
                 break
             if a.callee < 0:
-                out.append(self.step(fid, a.line, f"{a.api}({cls})"))
+                out.append(self.step(fid, a.line, f"{a.api}({show(cls)})"))
                 break
             out.append(self.step(fid, a.line, f"calls {self.funcs[a.callee].name}()"))
             fid = a.callee
@@ -197,8 +205,12 @@ class _Resolver:
         self.funcs = funcs
         sleep, waits = kb.section("sleep"), kb.section("waits")
         # known by their knowledge-base entry, never by their body
-        self.known = (frozenset(sleep["functions"]) | frozenset(sleep["gfp_allocators"])
-                      | frozenset(waits["waits"]) | frozenset(kb.lock_apis))
+        self.known = (
+            frozenset(sleep["functions"])
+            | frozenset(sleep["gfp_allocators"])
+            | frozenset(waits["waits"])
+            | frozenset(kb.lock_apis)
+        )
         self._cache: dict[tuple[str, str], tuple[int, ...]] = {}
 
     def name(self, name: str, path: str) -> tuple[int, ...]:
@@ -296,12 +308,14 @@ def build(facts: list[FileFacts], kb: KnowledgeBase) -> Program:
         for r in fn.registrations:
             for t in res.name(r.target, fn.file):
                 prog.registered.setdefault(t, []).append(
-                    Reg(r.role, i, fn.file, r.line, r.api, r.args))
+                    Reg(r.role, i, fn.file, r.line, r.api, r.args)
+                )
     for ff in facts:  # file-scope registrations (DECLARE_WORK ...)
         for r in ff.registrations:
             for t in res.name(r.target, ff.path):
                 prog.registered.setdefault(t, []).append(
-                    Reg(r.role, -1, ff.path, r.line, r.api, r.args))
+                    Reg(r.role, -1, ff.path, r.line, r.api, r.args)
+                )
 
     _contexts(prog)
     _summaries(prog)
@@ -326,8 +340,11 @@ def _contexts(prog: Program) -> None:
                 continue
             holds = cb.get("holds")
             if holds:
-                prog.framework[fid] = (holds["cls"], holds["kind"],
-                                       f"{hit[0]} callback ({hit[1]}:{hit[2]})")
+                prog.framework[fid] = (
+                    holds["cls"],
+                    holds["kind"],
+                    f"{hit[0]} callback ({hit[1]}:{hit[2]})",
+                )
             if cb["irqs_off"]:
                 prog.irqs_off_entry.add(fid)
 
@@ -385,13 +402,19 @@ class _Gfp:
     def __init__(self, kb: KnowledgeBase) -> None:
         s = kb.section("sleep")
         self.alloc: dict[str, int] = s["gfp_allocators"]
-        self.sleeping = re.compile(r"\b(?:%s)\b" % "|".join(map(re.escape, s["gfp"]["sleeping"]))
-                                   ) if s["gfp"]["sleeping"] else None
-        self.atomic = re.compile(r"\b(?:%s)\b" % "|".join(map(re.escape, s["gfp"]["atomic"]))
-                                 ) if s["gfp"]["atomic"] else None
+        self.sleeping = (
+            re.compile(r"\b(?:" + "|".join(map(re.escape, s["gfp"]["sleeping"])) + r")\b")
+            if s["gfp"]["sleeping"]
+            else None
+        )
+        self.atomic = (
+            re.compile(r"\b(?:" + "|".join(map(re.escape, s["gfp"]["atomic"])) + r")\b")
+            if s["gfp"]["atomic"]
+            else None
+        )
 
     def classify(self, arg: str, params: dict[str, int]) -> str | int | None:
-        """"sleep", a parameter index (sleeps if the caller's argument does), or None."""
+        """ "sleep", a parameter index (sleeps if the caller's argument does), or None."""
         if self.atomic is not None and self.atomic.search(arg):
             return None
         if self.sleeping is not None and self.sleeping.search(arg):
@@ -410,8 +433,9 @@ def acquires_at(fn: Function) -> dict[tuple[int, int], LockOp]:
     return {(op.line, op.col): op for op in fn.lock_ops if op.op == "acquire"}
 
 
-def site_sleep(prog: Program, site: Site, params: dict[str, int],
-               ops_at: dict[tuple[int, int], LockOp]) -> tuple[Sleep | None, dict[int, Sleep]]:
+def site_sleep(
+    prog: Program, site: Site, params: dict[str, int], ops_at: dict[tuple[int, int], LockOp]
+) -> tuple[Sleep | None, dict[int, Sleep]]:
     """May the call at `site` sleep: a known sleeper, an allocation whose GFP mask sleeps, a
     sleeping lock, or a callee whose summary sleeps.  Also the conditional sleeps it passes on:
     {parameter index: how} when the GFP mask is one of the caller's parameters."""
@@ -465,12 +489,11 @@ def _summaries(prog: Program) -> None:
     prog.sleep = [None] * n
     prog.sleep_param = [{} for _ in range(n)]
     prog.waits = [() for _ in range(n)]
-    succ = [sorted({t for s in sites if _propagates(s) for t in s.callees})
-            for sites in prog.sites]
+    succ = [sorted({t for s in sites if _propagates(s) for t in s.callees}) for sites in prog.sites]
 
     # what each function does itself
     local_acq: list[dict[str, Acq]] = []
-    for i, fn in enumerate(funcs):
+    for fn in funcs:
         a: dict[str, Acq] = {}
         for op in fn.lock_ops:
             if op.op == "release" or op.kind in NOT_LOCKS or not identified(op.cls):
@@ -504,8 +527,11 @@ def _summaries(prog: Program) -> None:
                     # waits
                     if c.callee in waits and len(wl) < MAX_WAITS:
                         spec = waits[c.callee]
-                        arg = c.args[spec["arg"]] if spec["arg"] is not None and \
-                            spec["arg"] < len(c.args) else ""
+                        arg = (
+                            c.args[spec["arg"]]
+                            if spec["arg"] is not None and spec["arg"] < len(c.args)
+                            else ""
+                        )
                         wl.append(Wait(c.callee, spec["what"], arg, c.line, -1, 0))
                     elif _propagates(site) and len(wl) < MAX_WAITS:
                         for t in site.callees:
@@ -517,12 +543,15 @@ def _summaries(prog: Program) -> None:
                         for t in site.callees:
                             for cls, a in prog.acq[t].items():
                                 if cls not in acq and a.depth < 8:
-                                    acq[cls] = Acq(a.kind, c.line, t, a.depth + 1, a.trylock,
-                                                   a.api)
+                                    acq[cls] = Acq(a.kind, c.line, t, a.depth + 1, a.trylock, a.api)
                                     if len(acq) >= MAX_ACQ:
                                         break
-                if (acq != prog.acq[f] or sleep != prog.sleep[f]
-                        or sparam != prog.sleep_param[f] or tuple(wl) != prog.waits[f]):
+                if (
+                    acq != prog.acq[f]
+                    or sleep != prog.sleep[f]
+                    or sparam != prog.sleep_param[f]
+                    or tuple(wl) != prog.waits[f]
+                ):
                     changed = True
                     prog.acq[f], prog.sleep[f] = acq, sleep
                     prog.sleep_param[f], prog.waits[f] = sparam, tuple(wl)
@@ -534,8 +563,10 @@ def _irqs_off_entry(prog: Program) -> None:
     """Functions only ever called with IRQs off (every caller site has them off, or its
     caller is such a function), or run by a framework with IRQs off.  A greatest fixpoint."""
     n = len(prog.funcs)
-    cand = [bool(prog.callers[i]) and i not in prog.registered and i not in prog.stored
-            for i in range(n)]
+    cand = [
+        bool(prog.callers[i]) and i not in prog.registered and i not in prog.stored
+        for i in range(n)
+    ]
     for i in prog.irqs_off_entry:
         cand[i] = True
     hard = {f for f, k in prog.context.items() if k == "hardirq"}

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 from ..ir import Step
-from ..program import NOT_LOCKS, Program, identified
+from ..program import NOT_LOCKS, Program, identified, show
 
-STATE_WORDS = {"irq": "IRQs disabled", "bh": "BHs disabled", "preempt": "preemption disabled",
-               "rcu": "RCU read-side section", "local_lock": "local lock held"}
+STATE_WORDS = {
+    "irq": "IRQs disabled",
+    "bh": "BHs disabled",
+    "preempt": "preemption disabled",
+    "rcu": "RCU read-side section",
+    "local_lock": "local lock held",
+}
 
 
 def held_word(cls: str, kind: str) -> str:
-    """`spinlock vcpu::lock`, `IRQs disabled`."""
+    """`vcpu::lock`, `IRQs disabled`."""
     if kind in STATE_WORDS and (kind != "local_lock" or not identified(cls)):
         return STATE_WORDS[kind]
-    return f"{cls.rstrip('*')}"
+    return show(cls.rstrip("*"))
 
 
 def locks_held(held: tuple[tuple[str, str, int], ...]) -> list[tuple[str, str, int]]:
@@ -21,8 +26,9 @@ def locks_held(held: tuple[tuple[str, str, int], ...]) -> list[tuple[str, str, i
     return [h for h in held if h[1] not in NOT_LOCKS and identified(h[0])]
 
 
-def strongest(held: tuple[tuple[str, str, int], ...], kinds: frozenset[str]
-              ) -> tuple[str, str, int] | None:
+def strongest(
+    held: tuple[tuple[str, str, int], ...], kinds: frozenset[str]
+) -> tuple[str, str, int] | None:
     """The held entry that makes a point atomic: a lock before a CPU state."""
     cands = [h for h in held if h[1] in kinds]
     if not cands:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from ..findings import Finding
 from ..ir import Step
-from ..program import Program, identified, program_of, reach
+from ..program import identified, program_of, reach, show
 from . import Rule, register
 
 if TYPE_CHECKING:
@@ -50,16 +50,19 @@ check_lock().
 """
 
 
-def _state_at(fn_held: dict[tuple[int, int], tuple[tuple[str, str, int], ...]], line: int,
-              col: int) -> set[str]:
+def _state_at(
+    fn_held: dict[tuple[int, int], tuple[tuple[str, str, int], ...]], line: int, col: int
+) -> set[str]:
     return {k for _, k, _ in fn_held.get((line, col), ())}
 
 
 def check(analysis: Analysis) -> Iterator[Finding]:
     prog = program_of(analysis)
     xen = prog.kb.profile == "xen"
-    roots = {"hardirq": sorted(f for f, k in prog.context.items() if k == "hardirq"),
-             "softirq": sorted(f for f, k in prog.context.items() if k == "softirq")}
+    roots = {
+        "hardirq": sorted(f for f, k in prog.context.items() if k == "hardirq"),
+        "softirq": sorted(f for f, k in prog.context.items() if k == "softirq"),
+    }
     hard = reach(prog, roots["hardirq"])
     soft = reach(prog, roots["softirq"])
     # class -> (context, root, its kind there, witness steps)
@@ -69,22 +72,36 @@ def check(analysis: Analysis) -> Iterator[Finding]:
             reg = prog.registered[r][0]
             for cls, a in sorted(prog.acq[r].items()):
                 if a.kind in SPINNING and cls not in taken:
-                    head = Step(reg.file, reg.line, prog.funcs[reg.by].name if reg.by >= 0 else "",
-                                f"{reg.api}() registers {prog.funcs[r].name}() ({ctx})")
+                    head = Step(
+                        reg.file,
+                        reg.line,
+                        prog.funcs[reg.by].name if reg.by >= 0 else "",
+                        f"{reg.api}() registers {prog.funcs[r].name}() ({ctx})",
+                    )
                     taken[cls] = (ctx, r, a.kind, [head, *prog.acq_chain(r, cls)])
     if xen:  # Xen: any acquisition with IRQs off makes the class IRQ-safe
         for f, fn in enumerate(prog.funcs):
             held = {(ln, col): h for ln, col, h in fn.held}
             for op in fn.lock_ops:
-                if op.op == "release" or op.kind not in SPINNING or op.cls in taken \
-                        or not identified(op.cls):
+                if (
+                    op.op == "release"
+                    or op.kind not in SPINNING
+                    or op.cls in taken
+                    or not identified(op.cls)
+                ):
                     continue
-                off = op.irq in ("off", "save") or "irq" in _state_at(held, op.line, op.col) \
+                off = (
+                    op.irq in ("off", "save")
+                    or "irq" in _state_at(held, op.line, op.col)
                     or f in prog.irqs_off_entry
+                )
                 if off:
-                    taken[op.cls] = ("irqs-off", f, op.kind,
-                                     [prog.step(f, op.line, f"{op.api}({op.expr}) with IRQs "
-                                                            "disabled")])
+                    taken[op.cls] = (
+                        "irqs-off",
+                        f,
+                        op.kind,
+                        [prog.step(f, op.line, f"{op.api}({op.expr}) with IRQs disabled")],
+                    )
     for f, fn in enumerate(prog.funcs):
         if not fn.lock_ops or f in hard or f in prog.irqs_off_entry:
             continue
@@ -103,26 +120,63 @@ def check(analysis: Analysis) -> Iterator[Finding]:
             if ctx == "softirq" and (f in soft or "bh" in state or op.bh is not None):
                 continue
             done.add(op.cls)
-            here = prog.step(f, op.line, f"{op.api}({op.expr}) with "
-                                         f"{'BHs' if ctx == 'softirq' else 'IRQs'} enabled")
+            here = prog.step(
+                f,
+                op.line,
+                f"{op.api}({op.expr}) with {'BHs' if ctx == 'softirq' else 'IRQs'} enabled",
+            )
             if ctx == "irqs-off":
-                msg = (f"{op.cls} is taken here with IRQs enabled, and with IRQs disabled in "
-                       f"{prog.funcs[root].name}(): Xen's check_lock() forbids mixing")
-                scen = ("CPU0", f"lock({op.cls})   /* IRQs on */", "<Interrupt>",
-                        f"  lock({op.cls})   /* an IRQ-off user spins on it */",
-                        "*** DEADLOCK ***")
+                msg = (
+                    f"{show(op.cls)} is taken here with IRQs enabled, and with IRQs disabled in "
+                    f"{prog.funcs[root].name}(): Xen's check_lock() forbids mixing"
+                )
+                scen = (
+                    "CPU0",
+                    f"lock({show(op.cls)})   /* IRQs on */",
+                    "<Interrupt>",
+                    f"  lock({show(op.cls)})   /* an IRQ-off user spins on it */",
+                    "*** DEADLOCK ***",
+                )
             else:
                 what = "interrupt" if ctx == "hardirq" else "softirq"
-                msg = (f"{op.cls} is taken here with {'BHs' if ctx == 'softirq' else 'IRQs'} "
-                       f"enabled, but also in {ctx} context by {prog.funcs[root].name}(): "
-                       f"an {what} on this CPU would spin on it forever")
-                scen = ("CPU0", f"lock({op.cls})", f"<{what}>", f"  lock({op.cls})",
-                        "*** DEADLOCK ***")
-            yield Finding(RULE, "warning", msg, fn.file, op.line, op.col, fn.name,
-                          (fn.name, *dict.fromkeys(s.function for s in witness if s.function)),
-                          (op.cls,), ((here,), tuple(witness)), f"{op.cls}:{ctx}", scen)
+                msg = (
+                    f"{show(op.cls)} is taken here with {'BHs' if ctx == 'softirq' else 'IRQs'} "
+                    f"enabled, but also in {ctx} context by {prog.funcs[root].name}(): "
+                    f"{'an' if what == 'interrupt' else 'a'} {what} on this CPU would spin on it "
+                    "forever"
+                )
+                scen = (
+                    "CPU0",
+                    f"lock({show(op.cls)})",
+                    f"<{what}>",
+                    f"  lock({show(op.cls)})",
+                    "*** DEADLOCK ***",
+                )
+            yield Finding(
+                RULE,
+                "warning",
+                msg,
+                fn.file,
+                op.line,
+                op.col,
+                fn.name,
+                (fn.name, *dict.fromkeys(s.function for s in witness if s.function)),
+                (op.cls,),
+                ((here,), tuple(witness)),
+                f"{op.cls}:{ctx}",
+                scen,
+            )
 
 
-register(Rule(RULE, "warning", True,
-              "a lock taken in hardirq (softirq) context and elsewhere with IRQs (BHs) enabled; "
-              "Xen: a lock taken both with IRQs on and off", DOC, check, program=True))
+register(
+    Rule(
+        RULE,
+        "warning",
+        True,
+        "a lock taken in hardirq (softirq) context and elsewhere with IRQs (BHs) enabled; "
+        "Xen: a lock taken both with IRQs on and off",
+        DOC,
+        check,
+        program=True,
+    )
+)

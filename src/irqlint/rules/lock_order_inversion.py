@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from ..findings import Finding
 from ..ir import Step
-from ..program import NOT_LOCKS, Program, acquires_at, identified, program_of
+from ..program import NOT_LOCKS, Program, acquires_at, identified, program_of, show
 from . import Rule, register
 from ._explain import chain_names, locks_held, two_cpus
 
@@ -84,8 +84,12 @@ def _edges(prog: Program) -> dict[tuple[str, str], Edge]:
             targets: list[tuple[str, int, int, str]] = []  # (class, depth, callee, api)
             op = ops.get((c.line, c.col))
             if op is not None:
-                if op.kind not in NOT_LOCKS and identified(op.cls) and "nested" not in op.api \
-                        and op.kind != "rwlock_r":
+                if (
+                    op.kind not in NOT_LOCKS
+                    and identified(op.cls)
+                    and "nested" not in op.api
+                    and op.kind != "rwlock_r"
+                ):
                     targets.append((op.cls, 0, -1, op.api))
             elif site.how in ("direct", "typed"):
                 for t in site.callees:
@@ -106,15 +110,16 @@ def _edges(prog: Program) -> dict[tuple[str, str], Edge]:
 def _trace(prog: Program, a: str, b: str, e: Edge) -> list[Step]:
     fw = prog.framework.get(e.fid)
     if e.held_line:
-        out = [prog.step(e.fid, e.held_line, f"takes {a}")]
+        out = [prog.step(e.fid, e.held_line, f"takes {show(a)}")]
     else:
         assert fw is not None
-        out = [prog.step(e.fid, prog.funcs[e.fid].line, f"runs with {a} held: {fw[2]}")]
+        out = [prog.step(e.fid, prog.funcs[e.fid].line, f"runs with {show(a)} held: {fw[2]}")]
     if e.callee < 0:
-        out.append(prog.step(e.fid, e.line, f"{e.api}({b}) while holding {a}"))
+        out.append(prog.step(e.fid, e.line, f"{e.api}({show(b)}) while holding {show(a)}"))
     else:
-        out.append(prog.step(e.fid, e.line, f"calls {prog.funcs[e.callee].name}() while "
-                                            f"holding {a}"))
+        out.append(
+            prog.step(e.fid, e.line, f"calls {prog.funcs[e.callee].name}() while holding {show(a)}")
+        )
         out.extend(prog.acq_chain(e.callee, b))
     return out
 
@@ -150,23 +155,56 @@ def check(analysis: Analysis) -> Iterator[Finding]:
         traces = [_trace(prog, a, b, edges[(a, b)]) for a, b in pairs]
         first = traces[0][-1]  # reported where the first edge's inner lock is taken
         fids = [edges[p].fid for p in pairs]
-        others = ", ".join(f"{b} while holding {a} in {prog.funcs[edges[(a, b)].fid].name}()"
-                           for a, b in pairs[1:])
-        msg = (f"lock order inversion: {pairs[0][1]} taken while holding {pairs[0][0]} "
-               f"(via {prog.funcs[fids[0]].name}()), but {others}")
+        others = ", ".join(
+            f"{show(b)} while holding {show(a)} in {prog.funcs[edges[(a, b)].fid].name}()"
+            for a, b in pairs[1:]
+        )
+        msg = (
+            f"lock order inversion: {show(pairs[0][1])} taken while holding {show(pairs[0][0])} "
+            f"(via {prog.funcs[fids[0]].name}()), but {others}"
+        )
         if len(cyc) == 2:
             a, b = cyc
-            scen = two_cpus([f"lock({a})", "", "", f"lock({b})"],
-                            ["", f"lock({b})", f"lock({a})", ""])
+            scen = two_cpus(
+                [f"lock({show(a)})", "", "", f"lock({show(b)})"],
+                ["", f"lock({show(b)})", f"lock({show(a)})", ""],
+            )
         else:
-            scen = ["CPU0..CPU%d each hold one lock of the cycle and wait for the next:" %
-                    (len(cyc) - 1)] + [f"  CPU{i}: holds {a}, waits for {b}"
-                                       for i, (a, b) in enumerate(pairs)] + ["*** DEADLOCK ***"]
-        yield Finding(RULE, "warning", msg, first.file, first.line, 1, first.function,
-                      chain_names(*traces), cyc, tuple(tuple(t) for t in traces),
-                      "->".join(cyc), tuple(scen))
+            scen = (
+                [
+                    f"CPU0..CPU{len(cyc) - 1} each hold one lock of the cycle and wait for "
+                    "the next:"
+                ]
+                + [
+                    f"  CPU{i}: holds {show(a)}, waits for {show(b)}"
+                    for i, (a, b) in enumerate(pairs)
+                ]
+                + ["*** DEADLOCK ***"]
+            )
+        yield Finding(
+            RULE,
+            "warning",
+            msg,
+            first.file,
+            first.line,
+            1,
+            first.function,
+            chain_names(*traces),
+            cyc,
+            tuple(tuple(t) for t in traces),
+            "->".join(cyc),
+            tuple(scen),
+        )
 
 
-register(Rule(RULE, "warning", True,
-              "a cycle in the lock-order graph (AB-BA or longer) across call chains",
-              DOC, check, program=True))
+register(
+    Rule(
+        RULE,
+        "warning",
+        True,
+        "a cycle in the lock-order graph (AB-BA or longer) across call chains",
+        DOC,
+        check,
+        program=True,
+    )
+)

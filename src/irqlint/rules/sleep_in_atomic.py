@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from ..findings import Finding
-from ..program import acquires_at, param_index, program_of, site_sleep
+from ..program import acquires_at, param_index, program_of, show, site_sleep
 from . import Rule, register
 from ._explain import chain_names, held_word, strongest
 
@@ -76,38 +76,74 @@ def check(analysis: Analysis) -> Iterator[Finding]:
             cls, kind, line = atomic
             word = held_word(cls, kind)
             chain = prog.sleep_chain(f, s)
-            start = prog.step(f, line, f"{word} from here" if kind in ("irq", "bh", "preempt",
-                                                                      "rcu")
-                              else f"takes {cls}")
+            start = prog.step(
+                f,
+                line,
+                f"{word} from here"
+                if kind in ("irq", "bh", "preempt", "rcu")
+                else f"takes {show(cls)}",
+            )
             callee = site.call.callee or site.call.via
             depth = f", {s.depth} call(s) down" if s.depth else ""
-            msg = (f"'{callee}' may sleep ({s.what}{depth}) with {word}"
-                   f" (since line {line})")
-            yield Finding(RULE, "warning", msg, fn.file, site.call.line, site.call.col, fn.name,
-                          chain_names([start], chain), (cls.rstrip("*"),),
-                          ((start, *chain),), f"{callee}:{cls}")
+            msg = f"'{callee}' may sleep ({s.what}{depth}) with {word} (since line {line})"
+            yield Finding(
+                RULE,
+                "warning",
+                msg,
+                fn.file,
+                site.call.line,
+                site.call.col,
+                fn.name,
+                chain_names([start], chain),
+                (cls.rstrip("*"),),
+                ((start, *chain),),
+                f"{callee}:{cls}",
+            )
         # a callback of an atomic context that sleeps, below its own locks
         ctx = prog.context.get(f)
         why = None
         if ctx in ("hardirq", "softirq"):
             reg = prog.registered[f][0]
-            why = (f"runs in {ctx} context: registered by {reg.api}() at {reg.file}:{reg.line}",
-                   f"{ctx} callback")
+            why = (
+                f"runs in {ctx} context: registered by {reg.api}() at {reg.file}:{reg.line}",
+                f"{ctx} callback",
+            )
         elif f in prog.framework:
             cls, _, what = prog.framework[f]
-            why = (f"called with IRQs off and {cls} held: {what}", "IRQs-off callback")
+            why = (
+                f"called with IRQs off and {show(cls)} held: {what}",
+                "callback run with IRQs off",
+            )
         if why is None or prog.sleep[f] is None:
             continue
         s = prog.sleep[f]
         chain = prog.sleep_chain(f, s)
         head = prog.step(f, fn.line, why[0])
         depth = f", {s.depth} call(s) down" if s.depth else ""
-        yield Finding(RULE, "warning", f"{fn.name}() is a {why[1]} but may sleep "
-                      f"({s.what}{depth})", fn.file, s.line, 1, fn.name,
-                      chain_names([head], chain), (), ((head, *chain),), f"context:{s.what}")
+        yield Finding(
+            RULE,
+            "warning",
+            f"{fn.name}() is a {why[1]}, but may sleep ({s.what}{depth})",
+            fn.file,
+            s.line,
+            1,
+            fn.name,
+            chain_names([head], chain),
+            (),
+            ((head, *chain),),
+            f"context:{s.what}",
+        )
 
 
-register(Rule(RULE, "warning", True,
-              "a call that may sleep (GFP-aware, through any number of calls) with a spinlock "
-              "held, IRQs/preemption off, in RCU read side, or in hardirq/softirq context",
-              DOC, check, program=True))
+register(
+    Rule(
+        RULE,
+        "warning",
+        True,
+        "a call that may sleep (GFP-aware, through any number of calls) with a spinlock "
+        "held, IRQs/preemption off, in RCU read side, or in hardirq/softirq context",
+        DOC,
+        check,
+        program=True,
+    )
+)

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from ..findings import Finding
-from ..program import Program, Reg, Wait, program_of
+from ..program import Program, Reg, Wait, program_of, show
 from . import Rule, register
 from ._explain import chain_names, locks_held, two_cpus
 
@@ -60,8 +60,9 @@ def _key(expr: str) -> str:
     return m.group(1) if m else ""
 
 
-def _match(prog: Program, w: Wait, wfile: str,
-           by_role: dict[str, list[tuple[int, Reg]]]) -> tuple[list[tuple[int, Reg]], str]:
+def _match(
+    prog: Program, w: Wait, wfile: str, by_role: dict[str, list[tuple[int, Reg]]]
+) -> tuple[list[tuple[int, Reg]], str]:
     roles = prog.kb.section("waits")["roles"].get(w.what, [])
     keys = prog.kb.section("waits")["key_args"]
     regs = [r for role in roles for r in by_role.get(role, [])]
@@ -69,8 +70,13 @@ def _match(prog: Program, w: Wait, wfile: str,
     local = [r for r in regs if os.path.dirname(r[1].file) == wdir]
     key = _key(w.arg)
     if key:
-        same = [r for r in local if r[1].api in keys and keys[r[1].api] < len(r[1].args)
-                and _key(r[1].args[keys[r[1].api]]) == key]
+        same = [
+            r
+            for r in local
+            if r[1].api in keys
+            and keys[r[1].api] < len(r[1].args)
+            and _key(r[1].args[keys[r[1].api]]) == key
+        ]
         if same:
             return same, f"registered for the same '{key}'"
     same_file = [r for r in local if r[1].file == wfile]
@@ -98,13 +104,17 @@ def check(analysis: Analysis) -> Iterator[Finding]:
             wl: list[Wait] = []
             if c.callee in waits:
                 spec = waits[c.callee]
-                arg = c.args[spec["arg"]] if spec["arg"] is not None and \
-                    spec["arg"] < len(c.args) else ""
+                arg = (
+                    c.args[spec["arg"]]
+                    if spec["arg"] is not None and spec["arg"] < len(c.args)
+                    else ""
+                )
                 wl.append(Wait(c.callee, spec["what"], arg, c.line, -1, 0))
             elif site.how in ("direct", "typed"):
                 for t in site.callees:
-                    wl.extend(Wait(w.api, w.what, w.arg, c.line, t, w.depth + 1)
-                              for w in prog.waits[t])
+                    wl.extend(
+                        Wait(w.api, w.what, w.arg, c.line, t, w.depth + 1) for w in prog.waits[t]
+                    )
             for w in wl:
                 wchain = prog.wait_chain(f, w)
                 wfile = wchain[-1].file if wchain else fn.file
@@ -115,23 +125,48 @@ def check(analysis: Analysis) -> Iterator[Finding]:
                         continue
                     cls, _, line = common[0]
                     hname = prog.funcs[h].name
-                    take = prog.step(f, line, f"takes {cls}")
-                    reg_step = prog.step(reg.by, reg.line, f"{reg.api}() registers {hname}()") \
-                        if reg.by >= 0 else None
+                    take = prog.step(f, line, f"takes {show(cls)}")
+                    reg_step = (
+                        prog.step(reg.by, reg.line, f"{reg.api}() registers {hname}()")
+                        if reg.by >= 0
+                        else None
+                    )
                     hchain = prog.acq_chain(h, cls)
                     htrace = ([reg_step] if reg_step else []) + hchain
-                    msg = (f"{w.api}() waits for {hname}() ({reg.role}, {how}), which takes "
-                           f"{cls}, held here since line {line}: deadlock")
+                    msg = (
+                        f"{w.api}() waits for {hname}() ({reg.role}, {how}), which takes "
+                        f"{show(cls)}, held here since line {line}: deadlock"
+                    )
                     scen = two_cpus(
-                        [f"lock({cls})", "", f"{w.api}()  /* waits for {hname} */", ""],
-                        ["", f"{hname}()", "", f"lock({cls})  /* spins */"])
-                    yield Finding(RULE, "warning", msg, fn.file, c.line, c.col, fn.name,
-                                  chain_names([take], wchain, htrace), (cls,),
-                                  ((take, *wchain), tuple(htrace)), f"{w.api}:{hname}:{cls}",
-                                  tuple(scen))
+                        [f"lock({show(cls)})", "", f"{w.api}()  /* waits for {hname} */", ""],
+                        ["", f"{hname}()", "", f"lock({show(cls)})  /* spins */"],
+                    )
+                    yield Finding(
+                        RULE,
+                        "warning",
+                        msg,
+                        fn.file,
+                        c.line,
+                        c.col,
+                        fn.name,
+                        chain_names([take], wchain, htrace),
+                        (cls,),
+                        ((take, *wchain), tuple(htrace)),
+                        f"{w.api}:{hname}:{cls}",
+                        tuple(scen),
+                    )
                     break
 
 
-register(Rule(RULE, "warning", True,
-              "a synchronous wait (disable_irq, del_timer_sync, cancel_work_sync, ...) while "
-              "holding a lock that the waited-for callback takes", DOC, check, program=True))
+register(
+    Rule(
+        RULE,
+        "warning",
+        True,
+        "a synchronous wait (disable_irq, del_timer_sync, cancel_work_sync, ...) while "
+        "holding a lock that the waited-for callback takes",
+        DOC,
+        check,
+        program=True,
+    )
+)

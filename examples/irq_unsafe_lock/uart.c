@@ -1,0 +1,43 @@
+/* irq-unsafe-lock: the RX handler takes port->lock in hardirq context; the ioctl path takes it with IRQs on. */
+#include <linux/spinlock.h>
+
+typedef int irqreturn_t;
+#define IRQ_HANDLED 1
+
+struct demo_port {
+	spinlock_t lock;
+	unsigned int irq;
+	unsigned int rx_count;
+	unsigned int baud;
+};
+
+int request_irq(unsigned int irq, irqreturn_t (*handler)(int, void *), unsigned long flags,
+		const char *name, void *dev);
+
+static void demo_rx_account(struct demo_port *port)
+{
+	spin_lock(&port->lock);
+	port->rx_count++;
+	spin_unlock(&port->lock);
+}
+
+static irqreturn_t demo_interrupt(int irq, void *dev_id)
+{
+	struct demo_port *port = dev_id;
+
+	demo_rx_account(port);
+	return IRQ_HANDLED;
+}
+
+int demo_set_baud(struct demo_port *port, unsigned int baud)
+{
+	spin_lock(&port->lock); /* expect: irq-unsafe-lock */
+	port->baud = baud;
+	spin_unlock(&port->lock);
+	return 0;
+}
+
+int demo_startup(struct demo_port *port)
+{
+	return request_irq(port->irq, demo_interrupt, 0, "demo", port);
+}
