@@ -736,7 +736,9 @@ class _Run:
         locks, facts, pend, jump = st
         kind = ev[0]
         if kind == "at":
-            held = [(e[6], e[3], e[4]) for e in locks if e[1] in HELD or e[1] == "Q"]
+            # held: (class, kind, line taken); a caller's lock released here: kind "-kind"
+            held = [(e[6], e[3], e[4]) if e[1] != "U" else (e[6], "-" + e[3], e[4])
+                    for e in locks if e[1] in HELD or e[1] in "QU"]
             if held:
                 self.at.setdefault((ev[1], ev[2]), set()).update(held)
             return st

@@ -338,6 +338,10 @@ def _contexts(prog: Program) -> None:
             hit = next((w for w in where if w[0] in keys), None)
             if hit is None:
                 continue
+            if cb.get("context") and fid not in prog.context:
+                prog.context[fid] = cb["context"]
+                prog.registered.setdefault(fid, []).append(
+                    Reg(f"{cb['context']}_callback", -1, hit[1], hit[2], hit[0], ()))
             holds = cb.get("holds")
             if holds:
                 prog.framework[fid] = (
@@ -522,7 +526,10 @@ def _summaries(prog: Program) -> None:
                     here, deps = site_sleep(prog, site, params, ops_at)
                     for k, sp in deps.items():
                         sparam.setdefault(k, sp)
-                    if here is not None and not atomic and sleep is None:
+                    # a function that drops its caller's lock around a sleep
+                    # (pci_wait_cfg) does not sleep under that lock
+                    dropped = any(k[:1] == "-" for _, k, _ in site.held)
+                    if here is not None and not atomic and not dropped and sleep is None:
                         sleep = here  # an atomic site is a finding here, not a summary
                     # waits
                     if c.callee in waits and len(wl) < MAX_WAITS:

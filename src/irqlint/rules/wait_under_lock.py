@@ -52,48 +52,67 @@ Documentation/core-api/genericirq.rst (disable_irq waits for running handlers);
 Linux commit "xen/evtchn: avoid deadlock in evtchn_unbind_from_user" shape.
 """
 
-_LAST = re.compile(r"([A-Za-z_]\w*)\W*$")
+_HOPS = re.compile(r"(?:->|\.)([A-Za-z_]\w*)")
+_ROOT = re.compile(r"[&*(\s]*([A-Za-z_]\w*)")
 
 
-def _key(expr: str) -> str:
-    m = _LAST.search(expr)
-    return m.group(1) if m else ""
+def _path(expr: str) -> tuple[str, ...]:
+    """The field path of what is waited for: `&d->priv.reset_work` -> ("priv", "reset_work");
+    a plain name (`irq`, a parameter) has no path."""
+    e = re.sub(r"\[[^\]]*\]", "", expr.replace(" ", ""))
+    m = _ROOT.match(e)
+    if not m:
+        return ()
+    return tuple(_HOPS.findall(e, m.end()))
 
 
-def _match(
-    prog: Program, w: Wait, wfile: str, by_role: dict[str, list[tuple[int, Reg]]]
-) -> tuple[list[tuple[int, Reg]], str]:
-    roles = prog.kb.section("waits")["roles"].get(w.what, [])
-    keys = prog.kb.section("waits")["key_args"]
-    regs = [r for role in roles for r in by_role.get(role, [])]
-    wdir = os.path.dirname(wfile)
-    local = [r for r in regs if os.path.dirname(r[1].file) == wdir]
-    key = _key(w.arg)
-    if key:
-        same = [
-            r
-            for r in local
-            if r[1].api in keys
-            and keys[r[1].api] < len(r[1].args)
-            and _key(r[1].args[keys[r[1].api]]) == key
-        ]
-        if same:
-            return same, f"registered for the same '{key}'"
-    same_file = [r for r in local if r[1].file == wfile]
-    if same_file:
-        return same_file, "registered in the same file (not matched by object)"
-    if local:
-        return local, "registered in the same directory (not matched by object)"
-    return [], ""
+def _same_object(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
+    """One field path is a suffix of the other (`dev->priv->work` and `priv->work`)."""
+    n = min(len(a), len(b))
+    return n > 0 and a[-n:] == b[-n:]
+
+
+class _Matcher:
+    """Registrations by role and directory; each wait matched once per (kind, arg, file)."""
+
+    def __init__(self, prog: Program) -> None:
+        self.prog = prog
+        self.roles = prog.kb.section("waits")["roles"]
+        self.keys = prog.kb.section("waits")["key_args"]
+        self.by: dict[tuple[str, str], list[tuple[int, Reg, tuple[str, ...]]]] = {}
+        for fid, regs in sorted(prog.registered.items()):
+            for r in regs:
+                k = self.keys.get(r.api)
+                path = _path(r.args[k]) if k is not None and k < len(r.args) else ()
+                self.by.setdefault((r.role, os.path.dirname(r.file)), []).append((fid, r, path))
+        self.memo: dict[tuple[str, str, str], tuple[list[tuple[int, Reg]], str]] = {}
+
+    def match(self, w: Wait, wfile: str) -> tuple[list[tuple[int, Reg]], str]:
+        k = (w.what, w.arg, wfile)
+        got = self.memo.get(k)
+        if got is None:
+            got = self.memo[k] = self._match(w, wfile)
+        return got
+
+    def _match(self, w: Wait, wfile: str) -> tuple[list[tuple[int, Reg]], str]:
+        wdir = os.path.dirname(wfile)
+        local = [r for role in self.roles.get(w.what, []) for r in self.by.get((role, wdir), [])]
+        path = _path(w.arg)
+        if path:
+            # the wait names its object: only a registration of that object counts
+            same = [(f, r) for f, r, p in local if _same_object(p, path)]
+            return same, f"registered for the same '{'.'.join(path)}'"
+        same_file = [(f, r) for f, r, _ in local if r.file == wfile]
+        if same_file:
+            return same_file, "registered in the same file (not matched by object)"
+        return [(f, r) for f, r, _ in local], \
+            "registered in the same directory (not matched by object)"
 
 
 def check(analysis: Analysis) -> Iterator[Finding]:
     prog = program_of(analysis)
     waits = prog.kb.section("waits")["waits"]
-    by_role: dict[str, list[tuple[int, Reg]]] = {}
-    for fid, regs in sorted(prog.registered.items()):
-        for r in regs:
-            by_role.setdefault(r.role, []).append((fid, r))
+    matcher = _Matcher(prog)
     for f, sites in enumerate(prog.sites):
         fn = prog.funcs[f]
         for site in sites:
@@ -118,7 +137,7 @@ def check(analysis: Analysis) -> Iterator[Finding]:
             for w in wl:
                 wchain = prog.wait_chain(f, w)
                 wfile = wchain[-1].file if wchain else fn.file
-                cands, how = _match(prog, w, wfile, by_role)
+                cands, how = matcher.match(w, wfile)
                 for h, reg in cands:
                     common = [x for x in held if x[0] in prog.acq[h]]
                     if not common:
