@@ -191,7 +191,7 @@ def analyse(paths: list[str], opts: Options) -> Analysis:
     full = opts.full_facts
     jobs1 = []
     for f, chash in usable:
-        key = cache.key(f, chash, kb.digest, wrappers.digest)
+        key = cache.key(f, chash, kb.extract_digest, wrappers.digest)
         hit = cache.get(key, full)
         if hit is not None and isinstance(hit[0], FileSummary) and \
                 (not full or isinstance(hit[1], FileFacts)):

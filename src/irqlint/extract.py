@@ -269,7 +269,7 @@ _KEEP_CACHE: dict[tuple[str, str], frozenset[str]] = {}
 
 
 def _keep_args(kb: KnowledgeBase, wrappers: Wrappers) -> frozenset[str]:
-    k = (kb.digest, wrappers.digest)
+    k = (kb.extract_digest, wrappers.digest)
     if k not in _KEEP_CACHE:
         _KEEP_CACHE[k] = frozenset(kb.lock_apis) | frozenset(kb.registrations) | frozenset(
             wrappers.defs) | frozenset(kb.section("sleep")["gfp_allocators"]) | frozenset(
@@ -431,7 +431,8 @@ def _finish_function(pf: _PendingFunction, ctx: FileContext, assigns: _Buckets) 
         has_error=fn.has_error, calls=tuple(calls), lock_ops=tuple(lock_ops),
         field_writes=tuple(field_writes), field_reads=tuple(reads), fn_refs=tuple(fn_refs),
         registrations=tuple(regs), effect=effect, diagnostics=tuple(diags), error_hint=hint,
-        held=held,
+        held=held, irqs_off=bool(ctx.kb.irqs_off_re.search(ctx.text, body.start_byte,
+                                                          body.end_byte)),
     )
 
 

@@ -115,6 +115,7 @@ class Function(NamedTuple):
     # (line, col) of a call or lock operation -> the locks held there on some path, as
     # (lock class, kind, line taken); pseudo locks ("irq*", kind irq/bh/preempt/rcu) included
     held: tuple[tuple[int, int, tuple[tuple[str, str, int], ...]], ...] = ()
+    irqs_off: bool = False  # asserts that IRQs are off on entry (lockdep_assert_irqs_disabled)
 
 
 class MacroDef(NamedTuple):

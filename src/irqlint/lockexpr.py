@@ -84,7 +84,9 @@ def lock_class(
         cur = env[base]
         hops = [(h.group(1), h.group(2)) for h in _HOP.finditer(rest) if h.group(2)]
         if not cur or not hops:
-            return e
+            # a local or a parameter: a lock passed by pointer, or a function-local static;
+            # no class the program phase could compare with other functions' locks
+            return f"{e}@local" if not hops else e
         # re-root at the deepest struct type we know: a->dev->lock with a->dev a `struct device *`
         # becomes device::lock.
         i = 0

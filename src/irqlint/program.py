@@ -72,6 +72,9 @@ class Acq(NamedTuple):
     depth: int
     trylock: bool
     api: str
+    # caller locks this function (or one below it) has released when the lock is taken:
+    # a caller holding one of them does not hold it then (vgic_queue_irq_unlock)
+    dropped: frozenset[str] = frozenset()
 
 
 class Sleep(NamedTuple):
@@ -186,6 +189,21 @@ class Program:
 
 
 # --- building --------------------------------------------------------------------------------
+_ARCH = re.compile(r"(?:^|/)arch/([^/]+)/")
+
+
+def arch_of(path: str) -> str:
+    """`arch/x86/kernel/irq.c` -> "x86"; "" outside arch/."""
+    m = _ARCH.search(path)
+    return m.group(1) if m else ""
+
+
+def same_build(a: str, b: str) -> bool:
+    """Two files that can be linked into one kernel: not in two different arch/ trees."""
+    x, y = arch_of(a), arch_of(b)
+    return not x or not y or x == y
+
+
 def _common(a: str, b: str) -> int:
     return len(os.path.commonpath([a, b])) if a[:1] == b[:1] else 0
 
@@ -210,6 +228,9 @@ class _Resolver:
             | frozenset(sleep["gfp_allocators"])
             | frozenset(waits["waits"])
             | frozenset(kb.lock_apis)
+            # a noreturn call (panic, BUG) ends the path: what the dying kernel does next
+            # is no lock order and no context
+            | kb.names("noreturn")
         )
         self._cache: dict[tuple[str, str], tuple[int, ...]] = {}
 
@@ -298,6 +319,8 @@ def build(facts: list[FileFacts], kb: KnowledgeBase) -> Program:
                 callees, how = res.name(c.callee, fn.file), "direct"
             else:
                 callees, how = via_targets(c.via)
+                # an ops table of another architecture is never called from this one
+                callees = tuple(t for t in callees if same_build(fn.file, funcs[t].file))
             if not callees:
                 how = ""
             site = Site(c, held.get((c.line, c.col), ()), callees, how)
@@ -332,6 +355,13 @@ def _contexts(prog: Program) -> None:
             if k in kinds:
                 prog.context[fid] = k
                 break
+    entries = ctx["entry_points"]
+    for fid, fn in enumerate(prog.funcs):
+        kind = entries.get(fn.name)
+        if kind is not None and not fn.static and fid not in prog.context:
+            prog.context[fid] = kind
+            prog.registered.setdefault(fid, []).append(
+                Reg(f"{kind}_entry", -1, fn.file, fn.line, "the architecture's entry code", ()))
     for cb in ctx["callbacks"]:
         keys = {f"{s}::{f}" for s in cb["structs"] for f in cb["fields"]}
         for fid, where in sorted(prog.stored.items()):
@@ -497,13 +527,18 @@ def _summaries(prog: Program) -> None:
 
     # what each function does itself
     local_acq: list[dict[str, Acq]] = []
+    dropped_at: list[dict[tuple[int, int], frozenset[str]]] = []
     for fn in funcs:
         a: dict[str, Acq] = {}
+        drops = {(ln, col): frozenset(c for c, k, _ in h if k[:1] == "-")
+                 for ln, col, h in fn.held if any(k[:1] == "-" for _, k, _ in h)}
+        dropped_at.append(drops)
         for op in fn.lock_ops:
             if op.op == "release" or op.kind in NOT_LOCKS or not identified(op.cls):
                 continue
             if op.cls not in a:
-                a[op.cls] = Acq(op.kind, op.line, -1, 0, op.op == "trylock", op.api)
+                a[op.cls] = Acq(op.kind, op.line, -1, 0, op.op == "trylock", op.api,
+                                drops.get((op.line, op.col), frozenset()))
         local_acq.append(a)
 
     def atomic_at(site: Site) -> bool:
@@ -550,7 +585,10 @@ def _summaries(prog: Program) -> None:
                         for t in site.callees:
                             for cls, a in prog.acq[t].items():
                                 if cls not in acq and a.depth < 8:
-                                    acq[cls] = Acq(a.kind, c.line, t, a.depth + 1, a.trylock, a.api)
+                                    dropped = a.dropped | dropped_at[f].get(
+                                        (c.line, c.col), frozenset())
+                                    acq[cls] = Acq(a.kind, c.line, t, a.depth + 1, a.trylock,
+                                                   a.api, dropped)
                                     if len(acq) >= MAX_ACQ:
                                         break
                 if (
@@ -570,10 +608,12 @@ def _irqs_off_entry(prog: Program) -> None:
     """Functions only ever called with IRQs off (every caller site has them off, or its
     caller is such a function), or run by a framework with IRQs off.  A greatest fixpoint."""
     n = len(prog.funcs)
-    cand = [
-        bool(prog.callers[i]) and i not in prog.registered and i not in prog.stored
-        for i in range(n)
-    ]
+    # an ops-table method counts by the typed calls through its field; a callback handed to
+    # a framework has callers we cannot see
+    cand = [bool(prog.callers[i]) and i not in prog.registered for i in range(n)]
+    for i, fn in enumerate(prog.funcs):
+        if fn.irqs_off:
+            prog.irqs_off_entry.add(i)
     for i in prog.irqs_off_entry:
         cand[i] = True
     hard = {f for f, k in prog.context.items() if k == "hardirq"}

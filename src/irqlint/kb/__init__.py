@@ -20,6 +20,13 @@ import jsonschema
 from ..errors import InputError
 
 PROFILES = ("linux", "xen")
+# per-profile knowledge that only the program phase reads (see KnowledgeBase.extract_digest)
+PROGRAM_ONLY = {
+    "contexts": ("roles", "callbacks", "entry_points"),
+    "waits": ("roles", "key_args"),
+    "sleep": ("functions", "gfp", "sleeping_kinds", "atomic_kinds"),
+    "lifecycle": ("managed", "managed_pattern", "managed_not", "teardown_fields"),
+}
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> None:
@@ -42,6 +49,17 @@ class KnowledgeBase:
         self.profile = profile
         canon = json.dumps([profile, data], sort_keys=True, separators=(",", ":"))
         self.digest = hashlib.sha256(canon.encode()).hexdigest()[:16]
+        # the per-file cache depends only on what extraction reads: knowledge the program
+        # phase alone uses (contexts, waits' roles, what sleeps, lifecycles) can change
+        # without invalidating every file's facts
+        front = copy.deepcopy(data)
+        for topic, keys in PROGRAM_ONLY.items():
+            for prof in front.get(topic, {}).values():
+                if isinstance(prof, dict):
+                    for k in keys:
+                        prof.pop(k, None)
+        canon = json.dumps([profile, front], sort_keys=True, separators=(",", ":"))
+        self.extract_digest = hashlib.sha256(canon.encode()).hexdigest()[:16]
 
     @classmethod
     def load(cls, profile: str = "linux", extra: dict[str, Any] | None = None) -> KnowledgeBase:
@@ -95,6 +113,10 @@ class KnowledgeBase:
     @cached_property
     def registrations(self) -> dict[str, list[dict[str, Any]]]:
         return dict(self.data["functions"]["registrations"].get(self.profile, {}))
+
+    @cached_property
+    def irqs_off_re(self) -> re.Pattern[bytes]:
+        return re.compile(self.section("contexts")["irqs_off_assertions"].encode())
 
     def section(self, topic: str) -> dict[str, Any]:
         """This profile's part of a per-profile topic (sleep, waits, contexts)."""

@@ -80,50 +80,51 @@ def check(analysis: Analysis) -> Iterator[Finding]:
     lc = prog.kb.section("lifecycle")
     managed = frozenset(lc["managed"])
     pat, not_pat = re.compile(lc["managed_pattern"]), re.compile(lc["managed_not"])
-    reported: set[tuple[int, int]] = set()
-    for entry, why in _entries(prog):
-        # breadth first: the shortest chain to each registration
-        parent: dict[int, tuple[int, int] | None] = {entry: None}
-        queue = [entry]
-        i = 0
-        while i < len(queue):
-            f = queue[i]
-            i += 1
-            for site in prog.sites[f]:
-                c = site.call
-                name = c.callee
-                is_reg = name in managed or (not site.callees and bool(pat.search(name))
-                                             and not not_pat.search(name))
-                if is_reg:
-                    if (f, c.line) in reported:
-                        continue
-                    reported.add((f, c.line))
-                    nodes = [(f, c.line)]
-                    while (p := parent[nodes[-1][0]]) is not None:
-                        nodes.append(p)
-                    nodes.reverse()
-                    chain = [prog.step(g, ln, f"calls {prog.funcs[nodes[k + 1][0]].name}()")
-                             for k, (g, ln) in enumerate(nodes[:-1])]
-                    chain.append(prog.step(f, c.line, f"{name}() registers a managed resource"))
-                    fn = prog.funcs[f]
-                    entry_name = prog.funcs[entry].name
-                    depth = len(chain) - 1
-                    kind = ("a devres release callback" if "devres" in why.note
-                            else "a driver teardown callback")
-                    msg = (f"{name}() registers a managed resource on a teardown path: reached "
-                           f"from {entry_name}(), {kind}"
-                           + (f", through {depth} call(s)" if depth else ""))
-                    trace = (why, *chain)
-                    yield Finding(RULE, "warning", msg, fn.file, c.line, c.col, fn.name,
-                                  chain_names(list(trace)), (), (trace,),
-                                  f"{entry_name}:{name}")
-                    continue
-                if site.how not in ("direct", "typed"):
-                    continue
-                for t in site.callees:
-                    if t not in parent:
-                        parent[t] = (f, c.line)
-                        queue.append(t)
+    entries = _entries(prog)
+    why_of = dict(entries)
+    # one breadth-first search from every teardown entry at once: each function is reached
+    # from its nearest entry, by the shortest chain
+    parent: dict[int, tuple[int, int] | None] = {e: None for e, _ in entries}
+    root: dict[int, int] = {e: e for e, _ in entries}
+    queue = [e for e, _ in entries]
+    i = 0
+    while i < len(queue):
+        f = queue[i]
+        i += 1
+        for site in prog.sites[f]:
+            c = site.call
+            name = c.callee
+            if name in managed or (not site.callees and bool(pat.search(name))
+                                   and not not_pat.search(name)):
+                yield _finding(prog, f, c.line, c.col, name, parent, why_of[root[f]], root[f])
+                continue
+            if site.how not in ("direct", "typed"):
+                continue
+            for t in site.callees:
+                if t not in parent:
+                    parent[t] = (f, c.line)
+                    root[t] = root[f]
+                    queue.append(t)
+
+
+def _finding(prog: Program, f: int, line: int, col: int, name: str,
+             parent: dict[int, tuple[int, int] | None], why: Step, entry: int) -> Finding:
+    nodes = [(f, line)]
+    while (p := parent[nodes[-1][0]]) is not None:
+        nodes.append(p)
+    nodes.reverse()
+    chain = [prog.step(g, ln, f"calls {prog.funcs[nodes[k + 1][0]].name}()")
+             for k, (g, ln) in enumerate(nodes[:-1])]
+    chain.append(prog.step(f, line, f"{name}() registers a managed resource"))
+    fn = prog.funcs[f]
+    entry_name = prog.funcs[entry].name
+    depth = len(chain) - 1
+    kind = "a devres release callback" if "devres" in why.note else "a driver teardown callback"
+    msg = (f"{name}() registers a managed resource on a teardown path: reached from "
+           f"{entry_name}(), {kind}" + (f", through {depth} call(s)" if depth else ""))
+    trace = (why, *chain)
+    return Finding(RULE, "warning", msg, fn.file, line, col, fn.name, chain_names(list(trace)),
+                   (), (trace,), f"{entry_name}:{name}")
 
 
 register(Rule(RULE, "warning", True,

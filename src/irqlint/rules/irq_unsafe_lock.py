@@ -23,7 +23,8 @@ any number of calls down) that is also taken in process context with IRQs enable
 spin_lock(), no local_irq_save() or *_irqsave lock around it, in a function not only called
 with IRQs off); likewise a lock taken in softirq context (timer, tasklet) and elsewhere with
 BHs enabled. Xen profile: a lock taken both with IRQs enabled and with IRQs disabled, which
-Xen's check_lock() refuses at run time.
+Xen's check_lock() refuses at run time (no softirq variant: Xen runs softirqs and tasklets
+only at its own preemption points, never on top of hypervisor code holding a lock).
 
 ## Why is this bad?
 If the interrupt arrives on the CPU that holds the lock with IRQs enabled, the handler spins
@@ -61,7 +62,9 @@ def check(analysis: Analysis) -> Iterator[Finding]:
     xen = prog.kb.profile == "xen"
     roots = {
         "hardirq": sorted(f for f, k in prog.context.items() if k == "hardirq"),
-        "softirq": sorted(f for f, k in prog.context.items() if k == "softirq"),
+        # Xen runs softirqs and tasklets only at its own preemption points (on the way back
+        # to a guest, in idle), never on top of hypervisor code holding a lock
+        "softirq": [] if xen else sorted(f for f, k in prog.context.items() if k == "softirq"),
     }
     hard = reach(prog, roots["hardirq"])
     soft = reach(prog, roots["softirq"])
@@ -71,7 +74,7 @@ def check(analysis: Analysis) -> Iterator[Finding]:
         for r in roots[ctx]:
             reg = prog.registered[r][0]
             for cls, a in sorted(prog.acq[r].items()):
-                if a.kind in SPINNING and cls not in taken:
+                if a.kind in SPINNING and not a.trylock and cls not in taken:
                     head = Step(
                         reg.file,
                         reg.line,

@@ -81,7 +81,7 @@ def _edges(prog: Program) -> dict[tuple[str, str], Edge]:
             if not held:
                 continue
             c = site.call
-            targets: list[tuple[str, int, int, str]] = []  # (class, depth, callee, api)
+            targets: list[tuple[str, int, int, str, frozenset[str]]] = []
             op = ops.get((c.line, c.col))
             if op is not None:
                 if (
@@ -90,15 +90,16 @@ def _edges(prog: Program) -> dict[tuple[str, str], Edge]:
                     and "nested" not in op.api
                     and op.kind != "rwlock_r"
                 ):
-                    targets.append((op.cls, 0, -1, op.api))
+                    targets.append((op.cls, 0, -1, op.api, frozenset()))
             elif site.how in ("direct", "typed"):
                 for t in site.callees:
                     for cls, a in prog.acq[t].items():
                         if not a.trylock and "nested" not in a.api and a.kind != "rwlock_r":
-                            targets.append((cls, a.depth + 1, t, a.api))
-            for b, depth, callee, api in targets:
+                            targets.append((cls, a.depth + 1, t, a.api, a.dropped))
+            for b, depth, callee, api, dropped in targets:
                 for a, _, line in held:
-                    add(a, b, Edge(depth, f, line, c.line, callee, api))
+                    if a not in dropped:  # the callee lets go of `a` before taking `b`
+                        add(a, b, Edge(depth, f, line, c.line, callee, api))
         fw = prog.framework.get(f)
         if fw is not None:  # the framework holds its lock around the callback
             for cls, a in prog.acq[f].items():
