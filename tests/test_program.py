@@ -91,3 +91,22 @@ def test_rules_can_be_disabled_one_by_one() -> None:
     root = FIXTURES / "program"
     doc = check_json(root, extra=("--disable", "sleep-in-atomic"))
     assert {f["rule"] for f in doc["findings"]} == {"wait-under-lock", "lock-order-inversion"}
+
+
+def test_irqs_off_assertion_is_what_keeps_it_silent(tmp_path: Path) -> None:
+    src = (FIXTURES / "program" / "handover.c").read_text()
+    line = next(i for i, t in enumerate(src.splitlines(), 1) if "lockdep_assert_irqs_disabled" in t)
+    (tmp_path / "handover.c").write_text(src.replace("\tlockdep_assert_irqs_disabled();\n", ""))
+    doc = check_json(tmp_path)
+    assert [(f["rule"], f["line"], f["function"]) for f in doc["findings"]] == [
+        ("irq-unsafe-lock", line, "hub_poll_locked")]
+
+
+def test_sleep_below_a_dropped_lock_is_silent_but_not_when_kept(tmp_path: Path) -> None:
+    src = (FIXTURES / "program" / "handover.c").read_text()
+    kept = src.replace("\traw_spin_unlock_irq(&cfg_lock);\n\twait_event", "\twait_event")
+    kept = kept.replace("\traw_spin_lock_irq(&cfg_lock);\n}", "}", 1)
+    (tmp_path / "handover.c").write_text(kept)
+    doc = check_json(tmp_path)
+    hits = [(f["rule"], f["function"]) for f in doc["findings"]]
+    assert ("sleep-in-atomic", "hub_read_cfg") in hits
