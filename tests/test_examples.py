@@ -49,3 +49,11 @@ def test_pending_rules() -> None:
     pending = sorted({r for r, _, _ in expected_markers(EXAMPLES)} - REGISTERED)
     if pending:
         pytest.skip("rules specified by examples/ but not implemented yet: " + ", ".join(pending))
+
+
+def test_whole_tree_as_make_demo_runs_it() -> None:
+    """`make demo` checks examples/ at once, buggy and fixed copies side by side: a call must
+    resolve to the definition beside its caller, so the findings are exactly the markers."""
+    doc = check_json(EXAMPLES)
+    want = {m for m in _resolved(expected_markers(EXAMPLES)) if m[0] in REGISTERED}
+    assert found(doc) == want

@@ -250,8 +250,11 @@ class _Resolver:
 
     def _nearest(self, cands: list[int], path: str) -> tuple[int, ...]:
         """Arch/config variants of one name: those sharing the longest path prefix."""
-        best = max(_common(self.funcs[c].file, path) for c in cands)
-        near = [c for c in cands if _common(self.funcs[c].file, path) == best]
+        here = os.path.dirname(path)
+        near = [c for c in cands if os.path.dirname(self.funcs[c].file) == here]
+        if not near:
+            best = max(_common(self.funcs[c].file, path) for c in cands)
+            near = [c for c in cands if _common(self.funcs[c].file, path) == best]
         seen: set[str] = set()
         out = []
         for c in near:  # one body per file
