@@ -719,8 +719,8 @@ class _Run:
         self.diags: dict[tuple[str, int, str], Diagnostic] = {}
         self.exits: list[tuple[State, int, str]] = []
         self.imprecise = False
-        # (line, col) of a call -> locks held there on some path: {(cls, kind, line taken)}
-        self.at: dict[tuple[int, int], set[tuple[str, str, int]]] = {}
+        # (line, col) of a call -> the lock tuples of the states that reach it
+        self.at: dict[tuple[int, int], dict[int, tuple[tuple[Any, ...], ...]]] = {}
 
     def report(self, line: int, col: int, msg: str, lock: LockOp, trace: list[Step], key: str
                ) -> None:
@@ -736,11 +736,8 @@ class _Run:
         locks, facts, pend, jump = st
         kind = ev[0]
         if kind == "at":
-            # held: (class, kind, line taken); a caller's lock released here: kind "-kind"
-            held = [(e[6], e[3], e[4]) if e[1] != "U" else (e[6], "-" + e[3], e[4])
-                    for e in locks if e[1] in HELD or e[1] in "QU"]
-            if held:
-                self.at.setdefault((ev[1], ev[2]), set()).update(held)
+            if locks:  # kept by identity, turned into held sets once the run is over
+                self.at.setdefault((ev[1], ev[2]), {})[id(locks)] = locks
             return st
         if kind == "end":
             return None
@@ -1058,6 +1055,19 @@ def _effect(run: _Run, pf: _PendingFunction, ctx: FileContext,
 Held = tuple[tuple[int, int, tuple[tuple[str, str, int], ...]], ...]
 
 
+def _held(states: Any) -> tuple[tuple[str, str, int], ...]:
+    """What is held on some path: (class, kind, line taken); a caller's lock this function
+    has released: kind "-kind"."""
+    out = set()
+    for locks in states:
+        for e in locks:
+            if e[1] in HELD or e[1] == "Q":
+                out.add((e[6], e[3], e[4]))
+            elif e[1] == "U":
+                out.add((e[6], "-" + e[3], e[4]))
+    return tuple(sorted(out))
+
+
 def analyse(pf: _PendingFunction, ctx: FileContext
             ) -> tuple[list[LockOp], list[Diagnostic], LockEffect, Held]:
     """Lock ops, lock-imbalance diagnostics, net effect of one function, and the locks held
@@ -1082,7 +1092,8 @@ def analyse(pf: _PendingFunction, ctx: FileContext
     run.run()
     _inconsistent_returns(run, pf, ctx)
     ops = sorted(set(b.ops), key=lambda o: (o.line, o.col, o.op, o.expr))
-    held = tuple((ln, col, tuple(sorted(h))) for (ln, col), h in sorted(run.at.items()))
+    held = tuple((ln, col, h) for (ln, col), states in sorted(run.at.items())
+                 if (h := _held(states.values())))
     if pf.node.has_error or run.imprecise:
         # the grammar choked, or the state space was cut short: the paths are guesses
         return ops, [], _effect(run, pf, ctx, ops, b.forgotten), held

@@ -234,13 +234,13 @@ class _Resolver:
         )
         self._cache: dict[tuple[str, str], tuple[int, ...]] = {}
 
-    def name(self, name: str, path: str) -> tuple[int, ...]:
+    def name(self, name: str, path: str, folder: str | None = None) -> tuple[int, ...]:
         if name in self.known:
             return ()
         hit = self.static.get((path, name))
         if hit:
             return tuple(hit[:1])  # #ifdef twins: one body stands for the name
-        key = (os.path.dirname(path), name)
+        key = (os.path.dirname(path) if folder is None else folder, name)
         got = self._cache.get(key)
         if got is None:
             cands = self.header_static.get(name) or self.global_.get(name) or []
@@ -315,11 +315,12 @@ def build(facts: list[FileFacts], kb: KnowledgeBase) -> Program:
     n = len(funcs)
     prog.callers = [[] for _ in range(n)]
     for i, fn in enumerate(funcs):
-        held = {(ln, col): h for ln, col, h in fn.held}
+        held = {(ln, col): h for ln, col, h in fn.held} if fn.held else {}
+        folder = os.path.dirname(fn.file)
         out = []
         for c in fn.calls:
             if c.callee:
-                callees, how = res.name(c.callee, fn.file), "direct"
+                callees, how = res.name(c.callee, fn.file, folder), "direct"
             else:
                 callees, how = via_targets(c.via)
                 # an ops table of another architecture is never called from this one
@@ -544,6 +545,8 @@ def _summaries(prog: Program) -> None:
                                 drops.get((op.line, op.col), frozenset()))
         local_acq.append(a)
 
+    known = prog.sleepers | frozenset(prog.gfp.alloc) | frozenset(waits)
+
     def atomic_at(site: Site) -> bool:
         return any(k in atomic_kinds for _, k, _ in site.held)
 
@@ -557,9 +560,12 @@ def _summaries(prog: Program) -> None:
                 sleep: Sleep | None = None
                 sparam: dict[int, Sleep] = {}
                 wl: list[Wait] = []
-                ops_at = acquires_at(fn)
+                ops_at = acquires_at(fn) if fn.lock_ops else {}
                 for site in prog.sites[f]:
                     c = site.call
+                    if not site.callees and c.callee not in known and not (
+                            ops_at and (c.line, c.col) in ops_at):
+                        continue  # a macro, or a function outside the tree
                     atomic = atomic_at(site)
                     here, deps = site_sleep(prog, site, params, ops_at)
                     for k, sp in deps.items():
