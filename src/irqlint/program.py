@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -34,6 +35,12 @@ from .kb import KnowledgeBase
 FIELD_FALLBACK_MAX = 4  # a bare field name resolves only if it names at most this many functions
 MAX_ACQ = 48  # lock classes kept per function summary (nearest first)
 MAX_WAITS = 4
+# how far a summary travels up the call graph: a lock, a sleep or a wait more than this many
+# calls below a site is not charged to it.  Deeper chains were mostly paths no caller takes
+# (Linux 6.12: the sleep-in-atomic chains of 20+ calls were all noise)
+MAX_DEPTH = 4
+TYPED_SLEEP_MAX = 2  # a sleep is charged through an ops field of at most this many functions
+TYPED_MAX = 4  # other summaries through an ops field of at most this many functions
 # CPU states and read-side sections: no lock object another CPU could be waiting on
 NOT_LOCKS = frozenset({"irq", "bh", "preempt", "rcu", "srcu", "migrate"})
 _IDENT = re.compile(r"[A-Za-z_]\w*$")
@@ -114,6 +121,7 @@ class Program:
     sleep_param: list[dict[int, Sleep]] = field(default_factory=list)  # sleeps if arg i does
     waits: list[tuple[Wait, ...]] = field(default_factory=list)
     callers: list[list[tuple[int, int]]] = field(default_factory=list)  # (caller, site index)
+    succ: list[list[int]] = field(default_factory=list)  # callees a summary travels from
     # callbacks: function id -> [Reg]
     registered: dict[int, list[Reg]] = field(default_factory=dict)
     # functions an ops table stores: id -> [(struct::field, file, line)]
@@ -168,6 +176,18 @@ class Program:
                 nxt = next(iter(self.sleep_param[fid].values()), None)
             s = nxt
         return out
+
+    def wait_site(self, fid: int, w: Wait) -> int:
+        """The function the wait call itself is in."""
+        for _ in range(w.depth + 1):
+            if w.callee < 0:
+                break
+            fid = w.callee
+            nxt = next((x for x in self.waits[fid] if x.api == w.api), None)
+            if nxt is None:
+                break
+            w = nxt
+        return fid
 
     def wait_chain(self, fid: int, w: Wait) -> list[Step]:
         out: list[Step] = []
@@ -232,7 +252,7 @@ class _Resolver:
             # is no lock order and no context
             | kb.names("noreturn")
         )
-        self._cache: dict[tuple[str, str], tuple[int, ...]] = {}
+        self._cache: dict[str, dict[str, tuple[int, ...]]] = {}  # folder -> name -> ids
 
     def name(self, name: str, path: str, folder: str | None = None) -> tuple[int, ...]:
         if name in self.known:
@@ -240,12 +260,15 @@ class _Resolver:
         hit = self.static.get((path, name))
         if hit:
             return tuple(hit[:1])  # #ifdef twins: one body stands for the name
-        key = (os.path.dirname(path) if folder is None else folder, name)
-        got = self._cache.get(key)
+        if folder is None:
+            folder = os.path.dirname(path)
+        cache = self._cache.get(folder)
+        if cache is None:
+            cache = self._cache[folder] = {}
+        got = cache.get(name)
         if got is None:
             cands = self.header_static.get(name) or self.global_.get(name) or []
-            got = self._nearest(cands, path) if len(cands) > 1 else tuple(cands)
-            self._cache[key] = got
+            got = cache[name] = self._nearest(cands, path) if len(cands) > 1 else tuple(cands)
         return got
 
     def _nearest(self, cands: list[int], path: str) -> tuple[int, ...]:
@@ -318,6 +341,7 @@ def build(facts: list[FileFacts], kb: KnowledgeBase) -> Program:
         held = {(ln, col): h for ln, col, h in fn.held} if fn.held else {}
         folder = os.path.dirname(fn.file)
         out = []
+        nexts: set[int] = set()
         for c in fn.calls:
             if c.callee:
                 callees, how = res.name(c.callee, fn.file, folder), "direct"
@@ -327,11 +351,18 @@ def build(facts: list[FileFacts], kb: KnowledgeBase) -> Program:
                 callees = tuple(t for t in callees if same_build(fn.file, funcs[t].file))
             if not callees:
                 how = ""
+            elif how == "typed" and len(callees) > TYPED_MAX:
+                # a generic ops field (file_operations::read): which implementation runs is
+                # the object's business; summaries do not travel through it
+                how = "wide"
             site = Site(c, held.get((c.line, c.col), ()), callees, how)
             for t in callees:
                 prog.callers[t].append((i, len(out)))
+            if how in _PROPAGATING:
+                nexts.update(callees)
             out.append(site)
         prog.sites.append(tuple(out))
+        prog.succ.append(sorted(nexts))
         for r in fn.registrations:
             for t in res.name(r.target, fn.file):
                 prog.registered.setdefault(t, []).append(
@@ -451,20 +482,18 @@ class _Gfp:
             else None
         )
 
-    def classify(self, arg: str, params: dict[str, int]) -> str | int | None:
-        """ "sleep", a parameter index (sleeps if the caller's argument does), or None."""
+    def classify(self, arg: str, fn: Function) -> str | int | None:
+        """ "sleep", the index of fn's parameter the mask is (the allocation sleeps if the
+        caller's argument does), or None."""
         if self.atomic is not None and self.atomic.search(arg):
             return None
         if self.sleeping is not None and self.sleeping.search(arg):
             return "sleep"
         a = arg.strip("() ")
-        if a in params:
-            return params[a]
+        for j, (p, _) in enumerate(fn.params):
+            if p == a:
+                return j
         return None
-
-
-def param_index(fn: Function) -> dict[str, int]:
-    return {p: j for j, (p, _) in enumerate(fn.params) if p}
 
 
 def acquires_at(fn: Function) -> dict[tuple[int, int], LockOp]:
@@ -472,7 +501,7 @@ def acquires_at(fn: Function) -> dict[tuple[int, int], LockOp]:
 
 
 def site_sleep(
-    prog: Program, site: Site, params: dict[str, int], ops_at: dict[tuple[int, int], LockOp]
+    prog: Program, site: Site, fn: Function, ops_at: dict[tuple[int, int], LockOp]
 ) -> tuple[Sleep | None, dict[int, Sleep]]:
     """May the call at `site` sleep: a known sleeper, an allocation whose GFP mask sleeps, a
     sleeping lock, or a callee whose summary sleeps.  Also the conditional sleeps it passes on:
@@ -485,7 +514,7 @@ def site_sleep(
     if c.callee in gfp.alloc:
         idx = gfp.alloc[c.callee]
         if idx < len(c.args):
-            k = gfp.classify(c.args[idx], params)
+            k = gfp.classify(c.args[idx], fn)
             what = f"{c.callee}({c.args[idx]})"
             if k == "sleep":
                 return Sleep(c.line, -1, what, 0), deps
@@ -499,18 +528,24 @@ def site_sleep(
         return None, deps
     if not _propagates(site):
         return None, deps
+    if site.how == "typed" and len(site.callees) > TYPED_SLEEP_MAX:
+        return None, deps  # a generic ops field: which implementation runs is not known
     for t in site.callees:
         s = prog.sleep[t]
-        if s is not None:
+        if s is not None and s.depth < MAX_DEPTH:
             return Sleep(c.line, t, s.what, s.depth + 1), deps
         for j, sp in sorted(prog.sleep_param[t].items()):
-            if j < len(c.args):
-                k = gfp.classify(c.args[j], params)
+            if j < len(c.args) and sp.depth < MAX_DEPTH:
+                k = gfp.classify(c.args[j], fn)
                 if k == "sleep":
                     return Sleep(c.line, t, sp.what, sp.depth + 1), deps
                 if isinstance(k, int):
                     deps.setdefault(k, Sleep(c.line, t, sp.what, sp.depth + 1))
     return None, deps
+
+
+_PROPAGATING = frozenset({"direct", "typed"})
+_EMPTY: frozenset[str] = frozenset()
 
 
 def _propagates(site: Site) -> bool:
@@ -527,7 +562,7 @@ def _summaries(prog: Program) -> None:
     prog.sleep = [None] * n
     prog.sleep_param = [{} for _ in range(n)]
     prog.waits = [() for _ in range(n)]
-    succ = [sorted({t for s in sites if _propagates(s) for t in s.callees}) for sites in prog.sites]
+    succ = prog.succ
 
     # what each function does itself
     local_acq: list[dict[str, Acq]] = []
@@ -546,71 +581,94 @@ def _summaries(prog: Program) -> None:
         local_acq.append(a)
 
     known = prog.sleepers | frozenset(prog.gfp.alloc) | frozenset(waits)
+    gfp_alloc = prog.gfp.alloc
 
-    def atomic_at(site: Site) -> bool:
-        return any(k in atomic_kinds for _, k, _ in site.held)
+    def summarise(f: int) -> bool:
+        """Recompute f's summary from its callees'; True if it changed."""
+        fn = funcs[f]
+        acq = dict(local_acq[f])
+        sleep: Sleep | None = None
+        sparam: dict[int, Sleep] = {}
+        wl: list[Wait] = []
+        ops_at = acquires_at(fn) if fn.lock_ops else {}
+        seen: set[int] = set()
+        drops = dropped_at[f]
+        for site in prog.sites[f]:
+            c = site.call
+            callees = site.callees
+            if not callees and c.callee not in known and not (
+                    ops_at and (c.line, c.col) in ops_at):
+                continue  # a macro, or a function outside the tree
+            prop = site.how in _PROPAGATING
+            # may it sleep here?  (once a sleep is known, only conditional sleeps
+            # through gfp parameters still matter)
+            if sleep is None or c.callee in gfp_alloc or (
+                    prop and any(prog.sleep_param[t] for t in callees)):
+                here, deps = site_sleep(prog, site, fn, ops_at)
+                for k, sp in deps.items():
+                    sparam.setdefault(k, sp)
+                # an atomic site is a finding here, not a summary; a function that
+                # drops its caller's lock around a sleep (pci_wait_cfg) does not sleep
+                # under that lock
+                if here is not None and sleep is None and not any(
+                        k in atomic_kinds or k[:1] == "-" for _, k, _ in site.held):
+                    sleep = here
+            if c.callee in waits:
+                if len(wl) < MAX_WAITS:
+                    spec = waits[c.callee]
+                    arg = (c.args[spec["arg"]] if spec["arg"] is not None
+                           and spec["arg"] < len(c.args) else "")
+                    wl.append(Wait(c.callee, spec["what"], arg, c.line, -1, 0))
+                continue
+            if not prop:
+                continue
+            for t in callees:
+                if t in seen:
+                    continue  # the first call of a callee speaks for the others
+                seen.add(t)
+                tw = prog.waits[t]
+                if tw and len(wl) < MAX_WAITS:
+                    for w in tw:
+                        if len(wl) < MAX_WAITS and w.depth < MAX_DEPTH and all(
+                                x.api != w.api for x in wl):
+                            wl.append(Wait(w.api, w.what, w.arg, c.line, t,
+                                           w.depth + 1))
+                ta = prog.acq[t]
+                if ta and len(acq) < MAX_ACQ:
+                    here_drops = drops.get((c.line, c.col), _EMPTY) if drops else _EMPTY
+                    for cls, a in ta.items():
+                        if a.depth < MAX_DEPTH and cls not in acq:
+                            acq[cls] = Acq(a.kind, c.line, t, a.depth + 1, a.trylock,
+                                           a.api, a.dropped | here_drops)
+                            if len(acq) >= MAX_ACQ:
+                                break
+        if (acq == prog.acq[f] and sleep == prog.sleep[f] and sparam == prog.sleep_param[f]
+                and tuple(wl) == prog.waits[f]):
+            return False
+        prog.acq[f], prog.sleep[f] = acq, sleep
+        prog.sleep_param[f], prog.waits[f] = sparam, tuple(wl)
+        return True
 
     for comp in _sccs(n, succ):
-        for _ in range(8 if len(comp) > 1 else 1):
-            changed = False
-            for f in comp:
-                fn = funcs[f]
-                params = param_index(fn)
-                acq = dict(local_acq[f])
-                sleep: Sleep | None = None
-                sparam: dict[int, Sleep] = {}
-                wl: list[Wait] = []
-                ops_at = acquires_at(fn) if fn.lock_ops else {}
-                for site in prog.sites[f]:
-                    c = site.call
-                    if not site.callees and c.callee not in known and not (
-                            ops_at and (c.line, c.col) in ops_at):
-                        continue  # a macro, or a function outside the tree
-                    atomic = atomic_at(site)
-                    here, deps = site_sleep(prog, site, params, ops_at)
-                    for k, sp in deps.items():
-                        sparam.setdefault(k, sp)
-                    # a function that drops its caller's lock around a sleep
-                    # (pci_wait_cfg) does not sleep under that lock
-                    dropped = any(k[:1] == "-" for _, k, _ in site.held)
-                    if here is not None and not atomic and not dropped and sleep is None:
-                        sleep = here  # an atomic site is a finding here, not a summary
-                    # waits
-                    if c.callee in waits and len(wl) < MAX_WAITS:
-                        spec = waits[c.callee]
-                        arg = (
-                            c.args[spec["arg"]]
-                            if spec["arg"] is not None and spec["arg"] < len(c.args)
-                            else ""
-                        )
-                        wl.append(Wait(c.callee, spec["what"], arg, c.line, -1, 0))
-                    elif _propagates(site) and len(wl) < MAX_WAITS:
-                        for t in site.callees:
-                            for w in prog.waits[t]:
-                                if len(wl) < MAX_WAITS and all(x.api != w.api for x in wl):
-                                    wl.append(Wait(w.api, w.what, w.arg, c.line, t, w.depth + 1))
-                    # locks taken below
-                    if _propagates(site) and len(acq) < MAX_ACQ:
-                        for t in site.callees:
-                            for cls, a in prog.acq[t].items():
-                                if cls not in acq and a.depth < 8:
-                                    dropped = a.dropped | dropped_at[f].get(
-                                        (c.line, c.col), frozenset())
-                                    acq[cls] = Acq(a.kind, c.line, t, a.depth + 1, a.trylock,
-                                                   a.api, dropped)
-                                    if len(acq) >= MAX_ACQ:
-                                        break
-                if (
-                    acq != prog.acq[f]
-                    or sleep != prog.sleep[f]
-                    or sparam != prog.sleep_param[f]
-                    or tuple(wl) != prog.waits[f]
-                ):
-                    changed = True
-                    prog.acq[f], prog.sleep[f] = acq, sleep
-                    prog.sleep_param[f], prog.waits[f] = sparam, tuple(wl)
-            if not changed:
-                break
+        if len(comp) == 1:
+            f = comp[0]
+            if summarise(f) and f in succ[f]:
+                summarise(f)  # a function calling itself sees its own summary once
+            continue
+        # a cycle: recompute a member only when one of its callees changed (bounded)
+        members = set(comp)
+        work = deque(reversed(comp))
+        queued = set(comp)
+        budget = 8 * len(comp)
+        while work and budget > 0:
+            f = work.pop()
+            queued.discard(f)
+            budget -= 1
+            if summarise(f):
+                for caller, _ in prog.callers[f]:
+                    if caller in members and caller not in queued:
+                        queued.add(caller)
+                        work.appendleft(caller)
 
 
 def _irqs_off_entry(prog: Program) -> None:

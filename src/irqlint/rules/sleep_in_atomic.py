@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from ..findings import Finding
-from ..program import acquires_at, param_index, program_of, show, site_sleep
+from ..program import acquires_at, program_of, show, site_sleep
 from . import Rule, register
 from ._explain import chain_names, held_word, strongest
 
@@ -63,13 +63,13 @@ def check(analysis: Analysis) -> Iterator[Finding]:
     kinds = prog.atomic_kinds
     for f, sites in enumerate(prog.sites):
         fn = prog.funcs[f]
-        params, ops_at = param_index(fn), acquires_at(fn)
+        ops_at = acquires_at(fn)
         done: set[int] = set()
         for site in sites:
             atomic = strongest(site.held, kinds)
             if atomic is None or site.call.line in done:
                 continue
-            s, _ = site_sleep(prog, site, params, ops_at)
+            s, _ = site_sleep(prog, site, fn, ops_at)
             if s is None:
                 continue
             done.add(site.call.line)

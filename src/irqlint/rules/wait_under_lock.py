@@ -25,7 +25,7 @@ kthread_stop(); Xen kill_timer(), tasklet_kill() -- made, directly or through ca
 holding a lock that the callback being waited for takes (directly or through calls).
 The waited-for callback is matched precisely where the code allows (the handler registered
 for the same irq/timer/work field); otherwise the callbacks of that kind registered in the
-same file, then the same directory. The finding says which match it used.
+same file. The finding says which match it used.
 
 ## Why is this bad?
 The wait cannot finish until the callback returns, and the callback cannot return until it
@@ -43,8 +43,8 @@ Wait before taking the lock (disable_irq() first, then lock), or use the non-wai
 (disable_irq_nosync(), del_timer(), cancel_work()) and make the callback tolerate running.
 
 ## Known false positives
-Confidence: medium when matched by object, low when matched by file or directory (the finding
-says which): a driver with several interrupts may wait for one whose handler does not take the
+Confidence: medium when matched by object, low when matched by file (the finding says
+which): a driver with several interrupts may wait for one whose handler does not take the
 lock. Locks are compared by class (struct type and field), not instance.
 
 ## References
@@ -103,10 +103,7 @@ class _Matcher:
             same = [(f, r) for f, r, p in local if _same_object(p, path)]
             return same, f"registered for the same '{'.'.join(path)}'"
         same_file = [(f, r) for f, r, _ in local if r.file == wfile]
-        if same_file:
-            return same_file, "registered in the same file (not matched by object)"
-        return [(f, r) for f, r, _ in local], \
-            "registered in the same directory (not matched by object)"
+        return same_file, "registered in the same file (not matched by object)"
 
 
 def check(analysis: Analysis) -> Iterator[Finding]:
@@ -135,14 +132,13 @@ def check(analysis: Analysis) -> Iterator[Finding]:
                         Wait(w.api, w.what, w.arg, c.line, t, w.depth + 1) for w in prog.waits[t]
                     )
             for w in wl:
-                wchain = prog.wait_chain(f, w)
-                wfile = wchain[-1].file if wchain else fn.file
-                cands, how = matcher.match(w, wfile)
+                cands, how = matcher.match(w, prog.funcs[prog.wait_site(f, w)].file)
                 for h, reg in cands:
                     common = [x for x in held if x[0] in prog.acq[h]]
                     if not common:
                         continue
                     cls, _, line = common[0]
+                    wchain = prog.wait_chain(f, w)
                     hname = prog.funcs[h].name
                     take = prog.step(f, line, f"takes {show(cls)}")
                     reg_step = (
