@@ -109,6 +109,7 @@ class Wait(NamedTuple):
     line: int
     callee: int
     depth: int
+    dropped: frozenset[str] = frozenset()  # caller locks let go before the wait (b43)
 
 
 @dataclass(slots=True)
@@ -134,9 +135,12 @@ class Program:
     sleepers: frozenset[str] = frozenset()
     sleeping_kinds: frozenset[str] = frozenset()
     atomic_kinds: frozenset[str] = frozenset()
+    conditional_re: re.Pattern[str] = field(init=False)
+    conditional_sleep: list[bool] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         sl = self.kb.section("sleep")
+        self.conditional_re = re.compile(sl["conditional_params"])
         self.gfp = _Gfp(self.kb)
         self.sleepers = frozenset(sl["functions"])
         self.sleeping_kinds = frozenset(sl["sleeping_kinds"])
@@ -218,10 +222,26 @@ def arch_of(path: str) -> str:
     return m.group(1) if m else ""
 
 
+_WIDTH = re.compile(r"_(32|64)\.[ch]$")
+
+
 def same_build(a: str, b: str) -> bool:
-    """Two files that can be linked into one kernel: not in two different arch/ trees."""
+    """Two files that can be linked into one kernel: not in two different arch/ trees, not
+    a `_32.c` and a `_64.c` file."""
     x, y = arch_of(a), arch_of(b)
-    return not x or not y or x == y
+    if x and y and x != y:
+        return False
+    wa, wb = _WIDTH.search(a), _WIDTH.search(b)
+    return not (wa and wb and wa.group(1) != wb.group(1))
+
+
+def visible(header: str, path: str) -> bool:
+    """A header a file can include: under an include/ directory, or in the file's own
+    directory or one above it (a driver's private header is not another driver's)."""
+    if "/include/" in header or header.startswith("include/"):
+        return True
+    d = os.path.dirname(header)
+    return path.startswith(d + "/") or not d
 
 
 def _common(a: str, b: str) -> int:
@@ -267,7 +287,9 @@ class _Resolver:
             cache = self._cache[folder] = {}
         got = cache.get(name)
         if got is None:
-            cands = self.header_static.get(name) or self.global_.get(name) or []
+            cands = [c for c in self.header_static.get(name, ())
+                     if visible(self.funcs[c].file, path)] or self.global_.get(name) or []
+            cands = [c for c in cands if same_build(self.funcs[c].file, path)]
             got = cache[name] = self._nearest(cands, path) if len(cands) > 1 else tuple(cands)
         return got
 
@@ -467,6 +489,9 @@ def _sccs(n: int, succ: list[list[int]]) -> list[list[int]]:
     return out
 
 
+_NEGATED = re.compile(r"~\s*\(?\s*[A-Za-z_]\w*")
+
+
 class _Gfp:
     def __init__(self, kb: KnowledgeBase) -> None:
         s = kb.section("sleep")
@@ -485,6 +510,7 @@ class _Gfp:
     def classify(self, arg: str, fn: Function) -> str | int | None:
         """ "sleep", the index of fn's parameter the mask is (the allocation sleeps if the
         caller's argument does), or None."""
+        arg = _NEGATED.sub("", arg)  # `gfp & ~__GFP_DIRECT_RECLAIM` takes the flag away
         if self.atomic is not None and self.atomic.search(arg):
             return None
         if self.sleeping is not None and self.sleeping.search(arg):
@@ -531,6 +557,8 @@ def site_sleep(
     if site.how == "typed" and len(site.callees) > TYPED_SLEEP_MAX:
         return None, deps  # a generic ops field: which implementation runs is not known
     for t in site.callees:
+        if prog.conditional_sleep[t]:
+            continue  # the caller chooses (sleep_ok, atomic ...): usually not to sleep
         s = prog.sleep[t]
         if s is not None and s.depth < MAX_DEPTH:
             return Sleep(c.line, t, s.what, s.depth + 1), deps
@@ -562,6 +590,8 @@ def _summaries(prog: Program) -> None:
     prog.sleep = [None] * n
     prog.sleep_param = [{} for _ in range(n)]
     prog.waits = [() for _ in range(n)]
+    cond = prog.conditional_re
+    prog.conditional_sleep = [any(p and cond.match(p) for p, _ in fn.params) for fn in funcs]
     succ = prog.succ
 
     # what each function does itself
@@ -618,7 +648,8 @@ def _summaries(prog: Program) -> None:
                     spec = waits[c.callee]
                     arg = (c.args[spec["arg"]] if spec["arg"] is not None
                            and spec["arg"] < len(c.args) else "")
-                    wl.append(Wait(c.callee, spec["what"], arg, c.line, -1, 0))
+                    wl.append(Wait(c.callee, spec["what"], arg, c.line, -1, 0,
+                                   drops.get((c.line, c.col), _EMPTY) if drops else _EMPTY))
                 continue
             if not prop:
                 continue
@@ -628,11 +659,12 @@ def _summaries(prog: Program) -> None:
                 seen.add(t)
                 tw = prog.waits[t]
                 if tw and len(wl) < MAX_WAITS:
+                    here_drops = drops.get((c.line, c.col), _EMPTY) if drops else _EMPTY
                     for w in tw:
                         if len(wl) < MAX_WAITS and w.depth < MAX_DEPTH and all(
                                 x.api != w.api for x in wl):
                             wl.append(Wait(w.api, w.what, w.arg, c.line, t,
-                                           w.depth + 1))
+                                           w.depth + 1, w.dropped | here_drops))
                 ta = prog.acq[t]
                 if ta and len(acq) < MAX_ACQ:
                     here_drops = drops.get((c.line, c.col), _EMPTY) if drops else _EMPTY

@@ -24,7 +24,7 @@ PROFILES = ("linux", "xen")
 PROGRAM_ONLY = {
     "contexts": ("roles", "callbacks", "entry_points"),
     "waits": ("roles", "key_args"),
-    "sleep": ("functions", "gfp", "sleeping_kinds", "atomic_kinds"),
+    "sleep": ("functions", "gfp", "sleeping_kinds", "atomic_kinds", "conditional_params"),
     "lifecycle": ("managed", "managed_pattern", "managed_not", "teardown_fields"),
 }
 

@@ -66,10 +66,18 @@ def _path(expr: str) -> tuple[str, ...]:
     return tuple(_HOPS.findall(e, m.end()))
 
 
+# field names too common to identify an object on their own
+GENERIC = frozenset({"work", "dwork", "timer", "irq", "vector", "task", "tasklet", "wq",
+                     "thread", "kthread", "delayed_work", "watchdog", "poll", "handle"})
+
+
 def _same_object(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
-    """One field path is a suffix of the other (`dev->priv->work` and `priv->work`)."""
+    """One field path is a suffix of the other (`dev->priv->work` and `priv->work`); a
+    generic last name (`->work`) needs one more matching component."""
     n = min(len(a), len(b))
-    return n > 0 and a[-n:] == b[-n:]
+    if n == 0 or a[-n:] != b[-n:]:
+        return False
+    return a[-1] not in GENERIC or n > 1
 
 
 class _Matcher:
@@ -101,7 +109,11 @@ class _Matcher:
         if path:
             # the wait names its object: only a registration of that object counts
             same = [(f, r) for f, r, p in local if _same_object(p, path)]
-            return same, f"registered for the same '{'.'.join(path)}'"
+            if same or path[-1] not in GENERIC:
+                return same, f"registered for the same '{'.'.join(path)}'"
+            # `->work`: only the same file's registrations of a `work` field
+            same = [(f, r) for f, r, p in local if r.file == wfile and p and p[-1] == path[-1]]
+            return same, f"a '{path[-1]}' field registered in the same file"
         same_file = [(f, r) for f, r, _ in local if r.file == wfile]
         return same_file, "registered in the same file (not matched by object)"
 
@@ -129,12 +141,17 @@ def check(analysis: Analysis) -> Iterator[Finding]:
             elif site.how in ("direct", "typed"):
                 for t in site.callees:
                     wl.extend(
-                        Wait(w.api, w.what, w.arg, c.line, t, w.depth + 1) for w in prog.waits[t]
+                        Wait(w.api, w.what, w.arg, c.line, t, w.depth + 1, w.dropped)
+                        for w in prog.waits[t]
                     )
             for w in wl:
                 cands, how = matcher.match(w, prog.funcs[prog.wait_site(f, w)].file)
                 for h, reg in cands:
-                    common = [x for x in held if x[0] in prog.acq[h]]
+                    # a lock the callback only tries (mutex_trylock) cannot hold it up; a
+                    # lock a callee let go before waiting is not held during the wait
+                    hacq = prog.acq[h]
+                    common = [x for x in held if x[0] in hacq and not hacq[x[0]].trylock
+                              and x[0] not in w.dropped]
                     if not common:
                         continue
                     cls, _, line = common[0]
