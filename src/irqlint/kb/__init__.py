@@ -53,6 +53,9 @@ class KnowledgeBase:
         # phase alone uses (contexts, waits' roles, what sleeps, lifecycles) can change
         # without invalidating every file's facts
         front = copy.deepcopy(data)
+        for table in front.values():  # prose changes nothing
+            if isinstance(table, dict):
+                table.pop("_doc", None)
         for topic, keys in PROGRAM_ONLY.items():
             for prof in front.get(topic, {}).values():
                 if isinstance(prof, dict):
