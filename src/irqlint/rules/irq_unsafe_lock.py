@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from ..findings import Finding
-from ..ir import Step
+from ..ir import Function, Step
 from ..program import identified, program_of, reach, show
 from . import Rule, register
 
@@ -51,6 +52,13 @@ check_lock().
 """
 
 
+def looks_like_handler(fn: Function) -> bool:
+    """`irqreturn_t f(int irq, void *dev_id)`: an interrupt handler registered in a way
+    the knowledge base does not know (ata_host_activate ...); never the process side."""
+    p = fn.params
+    return len(p) == 2 and p[0][1] == "int" and "irq" in p[0][0] and p[1][1] == "void"
+
+
 def _state_at(
     fn_held: dict[tuple[int, int], tuple[tuple[str, str, int], ...]], line: int, col: int
 ) -> set[str]:
@@ -68,20 +76,24 @@ def check(analysis: Analysis) -> Iterator[Finding]:
     }
     hard = reach(prog, roots["hardirq"])
     soft = reach(prog, roots["softirq"])
-    # class -> (context, root, its kind there, witness steps)
-    taken: dict[str, tuple[str, int, str, list[Step]]] = {}
+    # class -> [(context, root, its kind there, witness steps)], one per directory
+    taken: dict[str, list[tuple[str, int, str, list[Step]]]] = {}
     for ctx in ("hardirq", "softirq"):
         for r in roots[ctx]:
             reg = prog.registered[r][0]
             for cls, a in sorted(prog.acq[r].items()):
-                if a.kind in SPINNING and not a.trylock and cls not in taken:
+                if a.kind in SPINNING and not a.trylock:
                     head = Step(
                         reg.file,
                         reg.line,
                         prog.funcs[reg.by].name if reg.by >= 0 else "",
                         f"{reg.api}() registers {prog.funcs[r].name}() ({ctx})",
                     )
-                    taken[cls] = (ctx, r, a.kind, [head, *prog.acq_chain(r, cls)])
+                    chain = prog.acq_chain(r, cls)
+                    where = os.path.dirname(chain[-1].file) if chain else ""
+                    have = taken.setdefault(cls, [])
+                    if all(os.path.dirname(w[3][-1].file) != where for w in have):
+                        have.append((ctx, r, a.kind, [head, *chain]))
     if xen:  # Xen: any acquisition with IRQs off makes the class IRQ-safe
         for f, fn in enumerate(prog.funcs):
             held = {(ln, col): h for ln, col, h in fn.held}
@@ -99,22 +111,29 @@ def check(analysis: Analysis) -> Iterator[Finding]:
                     or f in prog.irqs_off_entry
                 )
                 if off:
-                    taken[op.cls] = (
+                    taken[op.cls] = [(
                         "irqs-off",
                         f,
                         op.kind,
                         [prog.step(f, op.line, f"{op.api}({op.expr}) with IRQs disabled")],
-                    )
+                    )]
     for f, fn in enumerate(prog.funcs):
-        if not fn.lock_ops or f in hard or f in prog.irqs_off_entry:
+        if not fn.lock_ops or f in hard or f in prog.irqs_off_entry or looks_like_handler(fn):
             continue
         held = {(ln, col): h for ln, col, h in fn.held}
         done: set[str] = set()
         for op in fn.lock_ops:
-            t = taken.get(op.cls)
-            if op.op != "acquire" or t is None or op.cls in done or op.irq is not None:
+            ts = taken.get(op.cls)
+            if op.op != "acquire" or ts is None or op.cls in done or op.irq is not None:
                 continue
-            ctx, root, kind, witness = t
+            if not xen and "::" in op.cls:
+                # a struct field's lock is a class per driver, as lockdep's are per
+                # spin_lock_init() site: two directories' uses are two different locks
+                here_dir = os.path.dirname(fn.file)
+                ts = [t for t in ts if os.path.dirname(t[3][-1].file) == here_dir]
+                if not ts:
+                    continue
+            ctx, root, kind, witness = ts[0]
             if kind == "rwlock_r" and op.kind == "rwlock_r":
                 continue  # readers do not exclude each other
             state = _state_at(held, op.line, op.col)

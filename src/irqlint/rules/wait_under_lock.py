@@ -25,7 +25,9 @@ kthread_stop(); Xen kill_timer(), tasklet_kill() -- made, directly or through ca
 holding a lock that the callback being waited for takes (directly or through calls).
 The waited-for callback is matched precisely where the code allows (the handler registered
 for the same irq/timer/work field); otherwise the callbacks of that kind registered in the
-same file. The finding says which match it used.
+same file for an interrupt waited for by number (disable_irq(irq)). The finding says which
+match it used. flush_workqueue() and kthread_stop() name no callback and are matched only when
+a later version learns which work items go to which queue.
 
 ## Why is this bad?
 The wait cannot finish until the callback returns, and the callback cannot return until it
@@ -114,6 +116,10 @@ class _Matcher:
             # `->work`: only the same file's registrations of a `work` field
             same = [(f, r) for f, r, p in local if r.file == wfile and p and p[-1] == path[-1]]
             return same, f"a '{path[-1]}' field registered in the same file"
+        if w.what != "irq":
+            # flush_workqueue(wq), kthread_stop(t): which callbacks run there is not in the
+            # code's text; guessing by file was mostly wrong (Linux 6.12 sample)
+            return [], ""
         same_file = [(f, r) for f, r, _ in local if r.file == wfile]
         return same_file, "registered in the same file (not matched by object)"
 
