@@ -52,7 +52,8 @@ def run(tree: str, cache: str, jobs: int, out: str) -> dict[str, float]:
     return {"wall_s": round(wall, 1), "peak_rss_mb": round(rss / 1024),
             "findings": len(doc["findings"]), "files": doc["stats"]["files"],
             "functions": doc["stats"]["functions"],
-            "parse_error_functions": doc["stats"]["functions_with_parse_errors"]}
+            "parse_error_functions": doc["stats"]["functions_with_parse_errors"],
+            "seconds": {k: round(v, 1) for k, v in doc["stats"]["seconds"].items()}}
 
 
 def main() -> None:
