@@ -52,3 +52,15 @@ def test_double_lock_and_unlock_messages() -> None:
     fns = _by_function(check_json(LI))
     assert "acquired again" in fns["double_lock"][0]["message"]
     assert "released but not held" in fns["double_unlock"][0]["message"]
+
+
+def test_callee_of_another_file_releasing_the_lock() -> None:
+    """user.c's error path leaves the unlock to bar_fail() in helper.c: alone, user.c is
+    flagged; with helper.c in the run, the callee's lock effect clears it."""
+    from conftest import FIXTURES, check_json
+
+    root = FIXTURES / "crossfile"
+    alone = check_json(root / "user.c")
+    assert [(f["rule"], f["line"]) for f in alone["findings"]] == [("lock-imbalance", 14)]
+    both = check_json(root)
+    assert both["findings"] == []
