@@ -26,6 +26,13 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = No
                           text=True, cwd=cwd, env=full_env, timeout=300)
 
 
+def all_rules_enabled() -> tuple[str, ...]:
+    """--enable for every registered rule, default-off ones included."""
+    from irqlint.rules import all_rules
+
+    return tuple(a for r in all_rules() for a in ("--enable", r.id))
+
+
 def check_json(*paths: Path | str, extra: tuple[str, ...] = ()) -> dict:
     r = run_cli("check", *map(str, paths), "--format", "json", "--no-cache", "-q", *extra)
     assert r.returncode in (0, 1), r.stderr

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLES, check_json, expected_markers, found
+from conftest import EXAMPLES, all_rules_enabled, check_json, expected_markers, found
 
 from irqlint.rules import all_rules
 
@@ -24,7 +24,7 @@ def _resolved(markers: set[tuple[str, str, int]]) -> set[tuple[str, str, int]]:
 @pytest.mark.parametrize("case", CASES, ids=lambda p: p.name)
 def test_buggy_shape_flagged(case: Path) -> None:
     buggy = [p for p in case.iterdir() if p.name != "fixed"]
-    doc = check_json(*buggy)
+    doc = check_json(*buggy, extra=all_rules_enabled())
     want = {m for m in _resolved(expected_markers(case)) if m[0] in REGISTERED}
     got = {m for m in found(doc) if m[0] in REGISTERED}
     assert got == want
@@ -35,7 +35,7 @@ def test_fixed_shape_silent(case: Path) -> None:
     fixed = case / "fixed"
     assert fixed.is_dir(), f"{case.name} has no fixed/ version"
     assert not expected_markers(fixed)
-    doc = check_json(fixed)
+    doc = check_json(fixed, extra=all_rules_enabled())
     assert doc["findings"] == []
 
 
@@ -54,6 +54,6 @@ def test_pending_rules() -> None:
 def test_whole_tree_as_make_demo_runs_it() -> None:
     """`make demo` checks examples/ at once, buggy and fixed copies side by side: a call must
     resolve to the definition beside its caller, so the findings are exactly the markers."""
-    doc = check_json(EXAMPLES)
+    doc = check_json(EXAMPLES, extra=all_rules_enabled())
     want = {m for m in _resolved(expected_markers(EXAMPLES)) if m[0] in REGISTERED}
     assert found(doc) == want

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLES, FIXTURES, check_json, expected_markers, found
+from conftest import EXAMPLES, FIXTURES, all_rules_enabled, check_json, expected_markers, found
 
 
 def _one(doc: dict, rule: str) -> dict:
@@ -74,7 +74,7 @@ def test_scenario_in_text(rule: str) -> None:
 
 def test_fixture_shapes_flagged_exactly_where_marked() -> None:
     root = FIXTURES / "program"
-    doc = check_json(root)
+    doc = check_json(root, extra=all_rules_enabled())
     want = {(r, str(Path(p).resolve()), ln) for r, p, ln in expected_markers(root)}
     assert found(doc) == want
 
@@ -97,7 +97,7 @@ def test_irqs_off_assertion_is_what_keeps_it_silent(tmp_path: Path) -> None:
     src = (FIXTURES / "program" / "handover.c").read_text()
     line = next(i for i, t in enumerate(src.splitlines(), 1) if "lockdep_assert_irqs_disabled" in t)
     (tmp_path / "handover.c").write_text(src.replace("\tlockdep_assert_irqs_disabled();\n", ""))
-    doc = check_json(tmp_path)
+    doc = check_json(tmp_path, extra=all_rules_enabled())
     assert [(f["rule"], f["line"], f["function"]) for f in doc["findings"]] == [
         ("irq-unsafe-lock", line, "hub_poll_locked")]
 
