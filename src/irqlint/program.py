@@ -181,35 +181,29 @@ class Program:
             s = nxt
         return out
 
+    def _wait_hops(self, fid: int, w: Wait) -> list[tuple[int, Wait]]:
+        """(function, its wait record) from the caller down to the wait call itself."""
+        hops = [(fid, w)]
+        for _ in range(w.depth):
+            if w.callee < 0:
+                break
+            fid = w.callee
+            nxt = next((x for x in self.waits[fid] if x.api == w.api), None)
+            if nxt is None:
+                break
+            w = nxt
+            hops.append((fid, w))
+        return hops
+
     def wait_site(self, fid: int, w: Wait) -> int:
         """The function the wait call itself is in."""
-        for _ in range(w.depth + 1):
-            if w.callee < 0:
-                break
-            fid = w.callee
-            nxt = next((x for x in self.waits[fid] if x.api == w.api), None)
-            if nxt is None:
-                break
-            w = nxt
-        return fid
+        last, lw = self._wait_hops(fid, w)[-1]
+        return last if lw.callee < 0 else lw.callee
 
     def wait_chain(self, fid: int, w: Wait) -> list[Step]:
-        out: list[Step] = []
-        for _ in range(w.depth + 1):
-            if w.callee < 0:
-                out.append(self.step(fid, w.line, f"{w.api}({w.arg}) waits"))
-                break
-            out.append(self.step(fid, w.line, f"calls {self.funcs[w.callee].name}()"))
-            fid = w.callee
-            nxt = next((x for x in self.waits[fid] if x.api == w.api), None)
-            if nxt is None:
-                break
-            w = nxt
-        return out
-
-    def describe(self, fid: int) -> str:
-        fn = self.funcs[fid]
-        return f"{fn.name}() ({fn.file}:{fn.line})"
+        return [self.step(f, x.line, f"{x.api}({x.arg}) waits" if x.callee < 0
+                          else f"calls {self.funcs[x.callee].name}()")
+                for f, x in self._wait_hops(fid, w)]
 
 
 # --- building --------------------------------------------------------------------------------
@@ -362,7 +356,7 @@ def build(facts: list[FileFacts], kb: KnowledgeBase) -> Program:
     for i, fn in enumerate(funcs):
         held = {(ln, col): h for ln, col, h in fn.held} if fn.held else {}
         folder = os.path.dirname(fn.file)
-        out = []
+        out: list[Site] = []
         nexts: set[int] = set()
         for c in fn.calls:
             if c.callee:
@@ -385,16 +379,16 @@ def build(facts: list[FileFacts], kb: KnowledgeBase) -> Program:
             out.append(site)
         prog.sites.append(tuple(out))
         prog.succ.append(sorted(nexts))
-        for r in fn.registrations:
-            for t in res.name(r.target, fn.file):
+        for rg in fn.registrations:
+            for t in res.name(rg.target, fn.file):
                 prog.registered.setdefault(t, []).append(
-                    Reg(r.role, i, fn.file, r.line, r.api, r.args)
+                    Reg(rg.role, i, fn.file, rg.line, rg.api, rg.args)
                 )
     for ff in facts:  # file-scope registrations (DECLARE_WORK ...)
-        for r in ff.registrations:
-            for t in res.name(r.target, ff.path):
+        for rg in ff.registrations:
+            for t in res.name(rg.target, ff.path):
                 prog.registered.setdefault(t, []).append(
-                    Reg(r.role, -1, ff.path, r.line, r.api, r.args)
+                    Reg(rg.role, -1, ff.path, rg.line, rg.api, rg.args)
                 )
 
     _contexts(prog)

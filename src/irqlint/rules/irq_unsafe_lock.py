@@ -43,10 +43,9 @@ spin_lock_bh() for a lock shared with a timer or tasklet.
 ## Known false positives
 Confidence: low; off by default (`--enable irq-unsafe-lock`). Measured on Linux 6.12 and Xen:
 most findings were functions only ever called with IRQs already off by a caller the tool
-cannot see (scheduler ops, list_sort comparators, init code that runs before IRQs are on). The tool cannot see that a function is only called with IRQs off
-when its callers are unknown (ops tables, callbacks), that an interrupt is masked at the device
-while the lock is taken, or that a lock class (struct field) covers different instances in
-interrupt and process context.
+cannot see (scheduler ops, list_sort comparators, init code that runs before IRQs are on).
+Nor can it see that an interrupt is masked at the device while the lock is taken, or that a
+lock class (struct field) covers different instances in interrupt and process context.
 
 ## References
 Documentation/locking/lockdep-design.rst ("Lock-class state"); Xen common/spinlock.c

@@ -97,9 +97,9 @@ def _edges(prog: Program) -> dict[tuple[str, str], Edge]:
                         if not a.trylock and "nested" not in a.api and a.kind != "rwlock_r":
                             targets.append((cls, a.depth + 1, t, a.api, a.dropped))
             for b, depth, callee, api, dropped in targets:
-                for a, _, line in held:
-                    if a not in dropped:  # the callee lets go of `a` before taking `b`
-                        add(a, b, Edge(depth, f, line, c.line, callee, api))
+                for outer, _, line in held:
+                    if outer not in dropped:  # the callee lets go of it before taking `b`
+                        add(outer, b, Edge(depth, f, line, c.line, callee, api))
         fw = prog.framework.get(f)
         if fw is not None:  # the framework holds its lock around the callback
             for cls, a in prog.acq[f].items():

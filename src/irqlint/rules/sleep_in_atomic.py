@@ -114,9 +114,9 @@ def check(analysis: Analysis) -> Iterator[Finding]:
                 f"called with IRQs off and {show(cls)} held: {what}",
                 "callback run with IRQs off",
             )
-        if why is None or prog.sleep[f] is None:
-            continue
         s = prog.sleep[f]
+        if why is None or s is None:
+            continue
         chain = prog.sleep_chain(f, s)
         head = prog.step(f, fn.line, why[0])
         depth = f", {s.depth} call(s) down" if s.depth else ""
