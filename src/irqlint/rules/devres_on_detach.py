@@ -44,7 +44,12 @@ Call the unmanaged primitive on teardown paths (__pci_intx(), kfree(), iounmap()
 the managed wrapper refuse to register while the device is being detached.
 
 ## Known false positives
-Confidence: medium. A registration on a path the teardown entry never takes at run time
+Confidence: low; off by default (`--enable devres-on-detach`). On Linux 6.12 (whose pci_intx()
+no longer registers a devres, so the seed is silent there, correctly) the chains from .remove
+and release callbacks to a registration ran 8-15 calls deep through branches the teardown
+never takes (re-initialising on an error path, SR-IOV re-enable); following only the
+teardown's own paths needs path conditions across calls, which the summaries do not carry.
+A registration on a path the teardown entry never takes at run time
 (guarded by a state the device cannot be in then) is still reported: the chain is per
 function, not per path. .remove callbacks: managed resources created there are released right
 after .remove returns; they are reported because they are almost always a mistake.
@@ -127,6 +132,6 @@ def _finding(prog: Program, f: int, line: int, col: int, name: str,
                    (), (trace,), f"{entry_name}:{name}")
 
 
-register(Rule(RULE, "warning", True,
+register(Rule(RULE, "warning", False,  # off by default: see Known false positives
               "a managed (devm_/pcim_) resource registered on a teardown path: from a devres "
               "release action or a .remove/.shutdown callback", DOC, check, program=True))
