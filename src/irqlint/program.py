@@ -229,6 +229,21 @@ def same_build(a: str, b: str) -> bool:
     return not (wa and wb and wa.group(1) != wb.group(1))
 
 
+def sibling_driver(cand: str, path: str) -> bool:
+    """Two drivers side by side under one vendor directory (drivers/net/wireless/mediatek/
+    mt76/mt7603 and .../mediatek/mt7601u): a name one defines is, for the other, usually a
+    macro of its own with the same name (mt76_poll), not a call into its neighbour."""
+    a, b = os.path.dirname(cand).split("/"), os.path.dirname(path).split("/")
+    if "drivers" not in a or "drivers" not in b:
+        return False
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    if n == len(a) or n == len(b):
+        return False  # one directory holds the other: a driver and its core
+    return "drivers" in a[:n] and n - a.index("drivers") - 1 >= 3
+
+
 def visible(header: str, path: str) -> bool:
     """A header a file can include: under an include/ directory, or in the file's own
     directory or one above it (a driver's private header is not another driver's)."""
@@ -283,7 +298,8 @@ class _Resolver:
         if got is None:
             cands = [c for c in self.header_static.get(name, ())
                      if visible(self.funcs[c].file, path)] or self.global_.get(name) or []
-            cands = [c for c in cands if same_build(self.funcs[c].file, path)]
+            cands = [c for c in cands if same_build(self.funcs[c].file, path)
+                     and not sibling_driver(self.funcs[c].file, path)]
             got = cache[name] = self._nearest(cands, path) if len(cands) > 1 else tuple(cands)
         return got
 
