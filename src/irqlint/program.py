@@ -274,6 +274,7 @@ class _Resolver:
         # known by their knowledge-base entry, never by their body
         self.known = (
             frozenset(sleep["functions"])
+            | frozenset(sleep["never_sleep"])
             | frozenset(sleep["gfp_allocators"])
             | frozenset(waits["waits"])
             | frozenset(kb.lock_apis)

@@ -24,7 +24,8 @@ PROFILES = ("linux", "xen")
 PROGRAM_ONLY = {
     "contexts": ("roles", "callbacks", "entry_points"),
     "waits": ("roles", "key_args"),
-    "sleep": ("functions", "gfp", "sleeping_kinds", "atomic_kinds", "conditional_params"),
+    "sleep": ("functions", "gfp", "sleeping_kinds", "atomic_kinds", "conditional_params",
+              "never_sleep"),
     "lifecycle": ("managed", "managed_pattern", "managed_not", "teardown_fields"),
 }
 

@@ -111,11 +111,8 @@ class _Matcher:
         if path:
             # the wait names its object: only a registration of that object counts
             same = [(f, r) for f, r, p in local if _same_object(p, path)]
-            if same or path[-1] not in GENERIC:
-                return same, f"registered for the same '{'.'.join(path)}'"
-            # `->work`: only the same file's registrations of a `work` field
-            same = [(f, r) for f, r, p in local if r.file == wfile and p and p[-1] == path[-1]]
-            return same, f"a '{path[-1]}' field registered in the same file"
+            # `->work` alone names no object: several work items of a file are all `work`
+            return same, f"registered for the same '{'.'.join(path)}'"
         if w.what != "irq":
             # flush_workqueue(wq), kthread_stop(t): which callbacks run there is not in the
             # code's text; guessing by file was mostly wrong (Linux 6.12 sample)
