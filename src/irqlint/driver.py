@@ -95,6 +95,10 @@ def _phase1(job: tuple[str, str, str | None, bool]
     summary = FileSummary.of(facts)
     if cache_root:
         Cache(cache_root).put(key, summary, facts)
+        # the main process reads the facts back from the cache once the workers are done:
+        # pickling them down the pipe too would cost the workers a second serialisation and
+        # the main process a third CPU's worth of unpickling while they run
+        return path, summary, None
     return path, summary, facts if full else None
 
 
@@ -212,6 +216,19 @@ def analyse(paths: list[str], opts: Options) -> Analysis:
                 if ff is not None:
                     facts[path] = ff
     seconds["extract"] = time.perf_counter() - t
+    if full:
+        t = time.perf_counter()
+        _init_worker(kb, wrappers, opts.max_file_size)
+        for f, key, _, _ in jobs1:
+            if f in summaries and f not in facts:
+                hit = cache.get(key, True)
+                if hit is not None and isinstance(hit[1], FileFacts):
+                    facts[f] = hit[1]
+                else:  # the entry could not be written or read back: extract it here
+                    got = _phase1((f, key, None, True))[2]
+                    if got is not None:
+                        facts[f] = got
+        seconds["facts-load"] = time.perf_counter() - t
     cache.save_index(index)
     ordered = [summaries[f] for f, _ in usable if f in summaries]
     ordered_facts = [facts[f] for f, _ in usable if f in facts] if full else None
