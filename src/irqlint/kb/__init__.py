@@ -23,7 +23,7 @@ PROFILES = ("linux", "xen")
 # per-profile knowledge that only the program phase reads (see KnowledgeBase.extract_digest)
 PROGRAM_ONLY = {
     "contexts": ("roles", "callbacks", "entry_points"),
-    "waits": ("roles", "key_args"),
+    "waits": ("roles", "key_args", "generic_fields"),
     "sleep": ("functions", "gfp", "sleeping_kinds", "atomic_kinds", "conditional_params",
               "never_sleep"),
     "lifecycle": ("managed", "managed_pattern", "managed_not", "teardown_fields"),

@@ -68,18 +68,13 @@ def _path(expr: str) -> tuple[str, ...]:
     return tuple(_HOPS.findall(e, m.end()))
 
 
-# field names too common to identify an object on their own
-GENERIC = frozenset({"work", "dwork", "timer", "irq", "vector", "task", "tasklet", "wq",
-                     "thread", "kthread", "delayed_work", "watchdog", "poll", "handle"})
-
-
-def _same_object(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
+def _same_object(a: tuple[str, ...], b: tuple[str, ...], generic: frozenset[str]) -> bool:
     """One field path is a suffix of the other (`dev->priv->work` and `priv->work`); a
-    generic last name (`->work`) needs one more matching component."""
+    generic last name (`->work`, knowledge base) needs one more matching component."""
     n = min(len(a), len(b))
     if n == 0 or a[-n:] != b[-n:]:
         return False
-    return a[-1] not in GENERIC or n > 1
+    return a[-1] not in generic or n > 1
 
 
 class _Matcher:
@@ -89,6 +84,7 @@ class _Matcher:
         self.prog = prog
         self.roles = prog.kb.section("waits")["roles"]
         self.keys = prog.kb.section("waits")["key_args"]
+        self.generic = frozenset(prog.kb.section("waits")["generic_fields"])
         self.by: dict[tuple[str, str], list[tuple[int, Reg, tuple[str, ...]]]] = {}
         for fid, regs in sorted(prog.registered.items()):
             for r in regs:
@@ -110,7 +106,7 @@ class _Matcher:
         path = _path(w.arg)
         if path:
             # the wait names its object: only a registration of that object counts
-            same = [(f, r) for f, r, p in local if _same_object(p, path)]
+            same = [(f, r) for f, r, p in local if _same_object(p, path, self.generic)]
             # `->work` alone names no object: several work items of a file are all `work`
             return same, f"registered for the same '{'.'.join(path)}'"
         if w.what != "irq":
