@@ -67,7 +67,14 @@ class Site(NamedTuple):
     call: Call
     held: tuple[tuple[str, str, int], ...]  # (class, kind, line taken)
     callees: tuple[int, ...]
-    how: str  # "direct", "typed" (through a typed function pointer), "field", "" (unresolved)
+    # "direct", "typed" (through a typed function pointer), "wide" (an ops field with many
+    # implementations), "field" (by field name alone), "" (unresolved)
+    how: str
+
+    @property
+    def propagates(self) -> bool:
+        """Summaries travel through direct calls and typed pointers only."""
+        return self.how in _PROPAGATING
 
 
 class Acq(NamedTuple):
@@ -563,7 +570,7 @@ def site_sleep(
         if op.kind in prog.sleeping_kinds:
             return Sleep(c.line, -1, f"{op.api}({op.expr})", 0), deps
         return None, deps
-    if not _propagates(site):
+    if not site.propagates:
         return None, deps
     if site.how == "typed" and len(site.callees) > TYPED_SLEEP_MAX:
         return None, deps  # a generic ops field: which implementation runs is not known
@@ -584,11 +591,15 @@ def site_sleep(
 
 
 _PROPAGATING = frozenset({"direct", "typed"})
+
+
+def direct_wait(waits: dict[str, Any], c: Call, dropped: frozenset[str] = frozenset()) -> Wait:
+    """The wait a call to a wait API performs (what it waits for, as written)."""
+    spec = waits[c.callee]
+    i = spec["arg"]
+    arg = c.args[i] if i is not None and i < len(c.args) else ""
+    return Wait(c.callee, spec["what"], arg, c.line, -1, 0, dropped)
 _EMPTY: frozenset[str] = frozenset()
-
-
-def _propagates(site: Site) -> bool:
-    return site.how in ("direct", "typed")
 
 
 def _summaries(prog: Program) -> None:
@@ -640,7 +651,7 @@ def _summaries(prog: Program) -> None:
             if not callees and c.callee not in known and not (
                     ops_at and (c.line, c.col) in ops_at):
                 continue  # a macro, or a function outside the tree
-            prop = site.how in _PROPAGATING
+            prop = site.propagates
             # may it sleep here?  (once a sleep is known, only conditional sleeps
             # through gfp parameters still matter)
             if sleep is None or c.callee in gfp_alloc or (
@@ -656,11 +667,8 @@ def _summaries(prog: Program) -> None:
                     sleep = here
             if c.callee in waits:
                 if len(wl) < MAX_WAITS:
-                    spec = waits[c.callee]
-                    arg = (c.args[spec["arg"]] if spec["arg"] is not None
-                           and spec["arg"] < len(c.args) else "")
-                    wl.append(Wait(c.callee, spec["what"], arg, c.line, -1, 0,
-                                   drops.get((c.line, c.col), _EMPTY) if drops else _EMPTY))
+                    wl.append(direct_wait(waits, c, drops.get((c.line, c.col), _EMPTY)
+                                          if drops else _EMPTY))
                 continue
             if not prop:
                 continue
@@ -756,7 +764,7 @@ def reach(prog: Program, roots: list[int]) -> dict[int, int]:
         while work:
             f = work.pop()
             for s in prog.sites[f]:
-                if _propagates(s):
+                if s.propagates:
                     for t in s.callees:
                         if t not in out:
                             out[t] = r

@@ -103,7 +103,7 @@ def check(analysis: Analysis) -> Iterator[Finding]:
                                    and not not_pat.search(name)):
                 yield _finding(prog, f, c.line, c.col, name, parent, why_of[root[f]], root[f])
                 continue
-            if site.how not in ("direct", "typed"):
+            if not site.propagates:
                 continue
             for t in site.callees:
                 if t not in parent:

@@ -81,7 +81,7 @@ def _callee_effects(analysis: Analysis) -> Callable[[str, str, int, int], bool] 
         if f is None:
             return False
         for site in prog.sites[f]:
-            if lo <= site.call.line <= hi and site.how in ("direct", "typed"):
+            if lo <= site.call.line <= hi and site.propagates:
                 for t in site.callees:
                     e = prog.funcs[t].effect
                     if prog.funcs[t].file != path and (e.releases or e.acquires or e.unknown):

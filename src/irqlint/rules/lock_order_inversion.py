@@ -91,7 +91,7 @@ def _edges(prog: Program) -> dict[tuple[str, str], Edge]:
                     and op.kind != "rwlock_r"
                 ):
                     targets.append((op.cls, 0, -1, op.api, frozenset()))
-            elif site.how in ("direct", "typed"):
+            elif site.propagates:
                 for t in site.callees:
                     for cls, a in prog.acq[t].items():
                         if not a.trylock and "nested" not in a.api and a.kind != "rwlock_r":

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from ..findings import Finding
-from ..program import Program, Reg, Wait, program_of, show
+from ..program import Program, Reg, Wait, direct_wait, program_of, show
 from . import Rule, register
 from ._explain import chain_names, locks_held, two_cpus
 
@@ -130,14 +130,8 @@ def check(analysis: Analysis) -> Iterator[Finding]:
             c = site.call
             wl: list[Wait] = []
             if c.callee in waits:
-                spec = waits[c.callee]
-                arg = (
-                    c.args[spec["arg"]]
-                    if spec["arg"] is not None and spec["arg"] < len(c.args)
-                    else ""
-                )
-                wl.append(Wait(c.callee, spec["what"], arg, c.line, -1, 0))
-            elif site.how in ("direct", "typed"):
+                wl.append(direct_wait(waits, c))
+            elif site.propagates:
                 for t in site.callees:
                     wl.extend(
                         Wait(w.api, w.what, w.arg, c.line, t, w.depth + 1, w.dropped)
