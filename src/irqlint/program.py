@@ -23,6 +23,7 @@ Checkers never re-walk syntax: they read sites (calls with what is held there) a
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections import deque
@@ -215,32 +216,41 @@ class Program:
 
 # --- building --------------------------------------------------------------------------------
 _ARCH = re.compile(r"(?:^|/)arch/([^/]+)/")
+_WIDTH = re.compile(r"_(32|64)\.[ch]$")
+
+
+class _Place(NamedTuple):
+    """What name resolution asks of a file's path, computed once per path."""
+
+    arch: str  # `arch/x86/kernel/irq.c` -> "x86"; "" outside arch/
+    width: str  # "32" for `foo_32.c`, "64", or ""
+    dir: str
+    parts: tuple[str, ...]  # the directory's components
+
+
+@functools.lru_cache(maxsize=None)
+def _place(path: str) -> _Place:
+    m, w = _ARCH.search(path), _WIDTH.search(path)
+    d = os.path.dirname(path)
+    return _Place(m.group(1) if m else "", w.group(1) if w else "", d, tuple(d.split("/")))
 
 
 def arch_of(path: str) -> str:
     """`arch/x86/kernel/irq.c` -> "x86"; "" outside arch/."""
-    m = _ARCH.search(path)
-    return m.group(1) if m else ""
-
-
-_WIDTH = re.compile(r"_(32|64)\.[ch]$")
+    return _place(path).arch
 
 
 def same_build(a: str, b: str) -> bool:
     """Two files that can be linked into one kernel: not in two different arch/ trees, not
     a `_32.c` and a `_64.c` file."""
-    x, y = arch_of(a), arch_of(b)
-    if x and y and x != y:
+    x, y = _place(a), _place(b)
+    if x.arch and y.arch and x.arch != y.arch:
         return False
-    wa, wb = _WIDTH.search(a), _WIDTH.search(b)
-    return not (wa and wb and wa.group(1) != wb.group(1))
+    return not (x.width and y.width and x.width != y.width)
 
 
-def sibling_driver(cand: str, path: str) -> bool:
-    """Two drivers side by side under one vendor directory (drivers/net/wireless/mediatek/
-    mt76/mt7603 and .../mediatek/mt7601u): a name one defines is, for the other, usually a
-    macro of its own with the same name (mt76_poll), not a call into its neighbour."""
-    a, b = os.path.dirname(cand).split("/"), os.path.dirname(path).split("/")
+@functools.lru_cache(maxsize=1 << 16)
+def _sibling_dirs(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
     if "drivers" not in a or "drivers" not in b:
         return False
     n = 0
@@ -251,17 +261,31 @@ def sibling_driver(cand: str, path: str) -> bool:
     return "drivers" in a[:n] and n - a.index("drivers") - 1 >= 3
 
 
+def sibling_driver(cand: str, path: str) -> bool:
+    """Two drivers side by side under one vendor directory (drivers/net/wireless/mediatek/
+    mt76/mt7603 and .../mediatek/mt7601u): a name one defines is, for the other, usually a
+    macro of its own with the same name (mt76_poll), not a call into its neighbour."""
+    return _sibling_dirs(_place(cand).parts, _place(path).parts)
+
+
 def visible(header: str, path: str) -> bool:
     """A header a file can include: under an include/ directory, or in the file's own
     directory or one above it (a driver's private header is not another driver's)."""
     if "/include/" in header or header.startswith("include/"):
         return True
-    d = os.path.dirname(header)
+    d = _place(header).dir
     return path.startswith(d + "/") or not d
 
 
 def _common(a: str, b: str) -> int:
-    return len(os.path.commonpath([a, b])) if a[:1] == b[:1] else 0
+    """How many leading directory components two paths share."""
+    x, y = _place(a).parts, _place(b).parts
+    n = 0
+    for p, q in zip(x, y):
+        if p != q:
+            break
+        n += 1
+    return n
 
 
 class _Resolver:
@@ -313,11 +337,12 @@ class _Resolver:
 
     def _nearest(self, cands: list[int], path: str) -> tuple[int, ...]:
         """Arch/config variants of one name: those sharing the longest path prefix."""
-        here = os.path.dirname(path)
-        near = [c for c in cands if os.path.dirname(self.funcs[c].file) == here]
+        here = _place(path).dir
+        near = [c for c in cands if _place(self.funcs[c].file).dir == here]
         if not near:
-            best = max(_common(self.funcs[c].file, path) for c in cands)
-            near = [c for c in cands if _common(self.funcs[c].file, path) == best]
+            common = {c: _common(self.funcs[c].file, path) for c in cands}
+            best = max(common.values())
+            near = [c for c in cands if common[c] == best]
         seen: set[str] = set()
         out = []
         for c in near:  # one body per file
