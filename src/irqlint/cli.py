@@ -14,6 +14,7 @@ from .driver import Analysis, Options, analyse, gc_paused
 from .errors import InputError
 from .findings import Finding
 from .output import json as json_out
+from .output import sarif as sarif_out
 from .output import text as text_out
 from .rules import all_rules
 
@@ -44,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
     c = sub.add_parser("check", help="analyse and report findings")
     _common(c)
-    c.add_argument("--format", choices=("text", "json"), default="text")
+    c.add_argument("--format", choices=("text", "json", "sarif"), default="text")
     c.add_argument("-o", "--output", default=None, help="write the report here instead of stdout")
     c.add_argument("--enable", action="append", default=[], help="rule to enable (repeatable)")
     c.add_argument("--disable", action="append", default=[], help="rule to disable (repeatable)")
@@ -119,8 +120,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     findings.sort(key=Finding.sort_key)
     a.seconds["rules"] = time.perf_counter() - t1
     a.seconds["total"] = time.perf_counter() - t0
-    render = json_out.render if args.format == "json" else text_out.render
-    report = render(findings, _stats(a))
+    if args.format == "sarif":
+        report = sarif_out.render(findings, _stats(a), rules=rules, enabled=enabled,
+                                  paths=args.paths)
+    else:
+        render = json_out.render if args.format == "json" else text_out.render
+        report = render(findings, _stats(a))
     if args.output:
         try:
             with open(args.output, "w", encoding="utf-8") as f:

@@ -24,6 +24,9 @@ class Finding:
     traces: tuple[tuple[Step, ...], ...]
     key: str  # what the finding is about, free of line numbers (fingerprint input)
     explanation: tuple[str, ...] = field(default=())
+    # what each trace is, where the rule can say ("CPU0: holds A, then takes B"); may be
+    # shorter than traces
+    trace_titles: tuple[str, ...] = field(default=())
 
     @property
     def fingerprint(self) -> str:

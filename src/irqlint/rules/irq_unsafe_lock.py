@@ -153,6 +153,8 @@ def check(analysis: Analysis) -> Iterator[Finding]:
                     f"{show(op.cls)} is taken here with IRQs enabled, and with IRQs disabled in "
                     f"{prog.funcs[root].name}(): Xen's check_lock() forbids mixing"
                 )
+                titles = (f"CPU0: takes {show(op.cls)} with IRQs enabled",
+                          f"{prog.funcs[root].name}() takes it with IRQs disabled")
                 scen = (
                     "CPU0",
                     f"lock({show(op.cls)})   /* IRQs on */",
@@ -168,6 +170,9 @@ def check(analysis: Analysis) -> Iterator[Finding]:
                     f"{'an' if what == 'interrupt' else 'a'} {what} on this CPU would spin on it "
                     "forever"
                 )
+                mask = "BHs" if ctx == "softirq" else "IRQs"
+                titles = (f"CPU0: takes {show(op.cls)} with {mask} enabled",
+                          f"CPU0, in the {what}: {prog.funcs[root].name}() takes it")
                 scen = (
                     "CPU0",
                     f"lock({show(op.cls)})",
@@ -188,6 +193,7 @@ def check(analysis: Analysis) -> Iterator[Finding]:
                 ((here,), tuple(witness)),
                 f"{op.cls}:{ctx}",
                 scen,
+                titles,
             )
 
 

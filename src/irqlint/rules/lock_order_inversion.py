@@ -195,6 +195,8 @@ def check(analysis: Analysis) -> Iterator[Finding]:
             tuple(tuple(t) for t in traces),
             "->".join(cyc),
             tuple(scen),
+            tuple(f"CPU{i}: holds {show(a)}, then takes {show(b)}"
+                  for i, (a, b) in enumerate(pairs)),
         )
 
 

@@ -179,6 +179,8 @@ def check(analysis: Analysis) -> Iterator[Finding]:
                         ((take, *wchain), tuple(htrace)),
                         f"{w.api}:{hname}:{cls}",
                         tuple(scen),
+                        (f"CPU0: holds {show(cls)}, then calls {w.api}()",
+                         f"CPU1: {hname}() takes {show(cls)}"),
                     )
                     break
 
