@@ -4,10 +4,21 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from .ir import Step
 
 FINGERPRINT_VERSION = "1"
+
+
+class OrderEdge(NamedTuple):
+    """One edge of the lock-order graph: `taken` was taken in `function` (or a callee) while
+    `held` was held.  Lock classes are spelled as messages show them."""
+
+    held: str
+    taken: str
+    function: str
+    cycle: bool  # on the finding's cycle, not merely next to it
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +35,10 @@ class Finding:
     traces: tuple[tuple[Step, ...], ...]
     key: str  # what the finding is about, free of line numbers (fingerprint input)
     explanation: tuple[str, ...] = field(default=())
+    # The explanation as data, for renderers that draw instead of print: the CPU0/CPU1
+    # scenario rows (either side may be ""), and the lock-order graph around a cycle.
+    scenario: tuple[tuple[str, str], ...] = field(default=())
+    graph: tuple[OrderEdge, ...] = field(default=())
 
     @property
     def fingerprint(self) -> str:
