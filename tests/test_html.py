@@ -142,12 +142,15 @@ def test_graph_shows_edges_next_to_the_cycle(tmp_path: Path) -> None:
     assert nodes == {"lock_a (order.c)": True, "lock_b (order.c)": True,
                      "lock_c (order.c)": False, "lock_d (order.c)": False,
                      "lock_e (order.c)": False}
-    labels = {g.one("text", "label").text(): "cycle" in g.classes for g in svg.all("g", "edge")}
+    labels = {g.one("text").text(): "cycle" in g.classes for g in svg.all("g", "label")}
     assert labels == {"ab()": True, "ba()": True, "ca()": False, "bd()": False, "ae()": False}
     tips = {g.one("title").text() for g in svg.all("g", "edge")}
     assert "held lock_c (order.c), then took lock_a (order.c) in ca()" in tips
+    assert len(svg.all("g", "edge")) == 5
     tri = arts["tri.c"]
-    assert len(tri.one("svg", "lock-graph").all("g", "cycle")) == 6  # 3 nodes, 3 edges
+    drawn = tri.one("svg", "lock-graph")
+    assert [len([g for g in drawn.all("g", kind) if "cycle" in g.classes])
+            for kind in ("node", "edge", "label")] == [3, 3, 3]
     assert not tri.all("table", "scenario")  # three CPUs: the text form
     assert "CPU2: holds z_lock (tri.c)" in tri.one("pre", "explanation").text()
 

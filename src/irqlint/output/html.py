@@ -263,8 +263,8 @@ figcaption{font-size:12px;color:var(--muted);max-width:560px}
 .lock-graph .edge polygon{fill:#8a93a3}
 .lock-graph .edge.cycle path{stroke:var(--red);stroke-width:2}
 .lock-graph .edge.cycle polygon{fill:var(--red)}
-.lock-graph .label{font-size:12px;fill:#333}
-.lock-graph .label-bg{fill:#fff;stroke:none}
+.lock-graph .label text{font-size:12px;fill:#333}
+.lock-graph .label rect{fill:#fff;fill-opacity:.9}
 .chains{display:grid;grid-template-columns:repeat(auto-fit,minmax(440px,1fr));gap:16px}
 .chain{min-width:0}
 .steps{margin:0;padding-left:22px}
@@ -272,7 +272,8 @@ figcaption{font-size:12px;color:var(--muted);max-width:560px}
 .note{margin:0 0 3px;font-size:14px}
 .loc{color:var(--muted)}
 .snippet{margin:0;padding:4px 0;background:#fafbfc;border:1px solid var(--line);border-radius:4px;
- overflow-x:auto;tab-size:8;-moz-tab-size:8}
+ overflow-x:auto;tab-size:8;-moz-tab-size:8;
+ display:grid;grid-template-columns:minmax(100%,max-content)}
 .snippet .line{display:block;padding:0 10px 0 0;white-space:pre}
 .snippet .ln{display:inline-block;color:#9aa2b1;padding:0 10px;margin-right:8px;
  border-right:1px solid var(--line);user-select:none}

@@ -18,7 +18,7 @@ from ..findings import OrderEdge
 CHAR_W = 7.8  # 13px monospace
 LABEL_W = 7.2  # 12px monospace
 NODE_H = 28.0
-ROW_GAP = 120.0
+ROW_GAP = 140.0
 PAD = 16.0
 
 
@@ -68,18 +68,23 @@ def _layout(edges: Sequence[OrderEdge]) -> dict[str, _Box]:
     before = {e.held for e in edges if e.held not in on}
     after = {e.taken for e in edges if e.taken not in on} - before
 
-    def under(name: str) -> tuple[float, str]:
-        """Sort key: a row lock goes under (over) the cycle locks it is joined to."""
+    def wanted(name: str) -> tuple[float, str]:
+        """A row lock wants to sit over (under) the cycle locks it is joined to."""
         xs = [boxes[o].x for e in edges for o in (e.held, e.taken)
               if name in (e.held, e.taken) and o in boxes]
         return (sum(xs) / len(xs) if xs else 0.0, name)
 
-    for row, y in ((sorted(before, key=under), top), (sorted(after, key=under), bottom)):
-        slots = [max(_node_w(c), widest_label) + 30 for c in row]
-        x = -sum(slots) / 2
-        for c, w in zip(row, slots, strict=True):
-            boxes[c] = _Box(x + w / 2, y, _node_w(c))
-            x += w
+    for row, y in ((before, top), (after, bottom)):
+        want = sorted(wanted(c) for c in row)
+        placed: list[float] = []
+        right = -math.inf
+        for x, c in want:  # left to right, pushing each clear of its left neighbour
+            w = max(_node_w(c), widest_label) + 30
+            placed.append(max(x, right + w / 2))
+            right = placed[-1] + w / 2
+        shift = (sum(x for x, _ in want) - sum(placed)) / len(placed) if placed else 0.0
+        for (_, c), x in zip(want, placed, strict=True):
+            boxes[c] = _Box(x + shift, y, _node_w(c))
     return boxes
 
 
@@ -99,8 +104,8 @@ def _f(v: float) -> str:
 
 def _edge(
     e: OrderEdge, p: _Box, q: _Box, bend: float, t: float
-) -> tuple[list[str], tuple[float, ...]]:
-    """SVG elements of one arrow, its label at `t` along it, and the label's bounding box."""
+) -> tuple[str, str, tuple[float, ...]]:
+    """One arrow: its line, its label at `t` along it, and the label's bounding box."""
     mx, my = (p.x + q.x) / 2, (p.y + q.y) / 2
     dx, dy = q.x - p.x, q.y - p.y
     length = math.hypot(dx, dy) or 1.0
@@ -117,18 +122,20 @@ def _edge(
     ly = (1 - t) ** 2 * y0 + 2 * (1 - t) * t * cy + t * t * y1
     label = e.function + "()"
     w = _label_w(label)
-    kind = "edge cycle" if e.cycle else "edge"
-    tip = escape(f"held {e.held}, then took {e.taken} in {e.function}()")
-    out = [
-        f'<g class="{kind}"><title>{tip}</title>',
-        f'<path d="M{_f(x0)},{_f(y0)} Q{_f(cx)},{_f(cy)} {_f(x1)},{_f(y1)}" fill="none"/>',
-        '<polygon points="' + " ".join(f"{_f(a)},{_f(b)}" for a, b in head) + '"/>',
-        # an opaque box under the label, so the line stops at its edges
-        f'<rect class="label-bg" x="{_f(lx - w / 2)}" y="{_f(ly - 9)}" width="{_f(w)}" '
-        f'height="18" rx="3"/>',
-        f'<text x="{_f(lx)}" y="{_f(ly)}" class="label">{escape(label)}</text></g>',
-    ]
-    return out, (lx - w / 2, ly - 9, lx + w / 2, ly + 9)
+    kind = "cycle" if e.cycle else "near"
+    tip = f"<title>{escape(f'held {e.held}, then took {e.taken} in {e.function}()')}</title>"
+    line = (
+        f'<g class="edge {kind}">{tip}'
+        f'<path d="M{_f(x0)},{_f(y0)} Q{_f(cx)},{_f(cy)} {_f(x1)},{_f(y1)}" fill="none"/>'
+        '<polygon points="' + " ".join(f"{_f(a)},{_f(b)}" for a, b in head) + '"/></g>'
+    )
+    # an opaque box under the text: lines drawn earlier stop at its edges
+    text = (
+        f'<g class="label {kind}">{tip}'
+        f'<rect x="{_f(lx - w / 2)}" y="{_f(ly - 9)}" width="{_f(w)}" height="18" rx="3"/>'
+        f'<text x="{_f(lx)}" y="{_f(ly)}">{escape(label)}</text></g>'
+    )
+    return line, text, (lx - w / 2, ly - 9, lx + w / 2, ly + 9)
 
 
 def lock_graph(edges: Sequence[OrderEdge]) -> str:
@@ -137,30 +144,33 @@ def lock_graph(edges: Sequence[OrderEdge]) -> str:
         return ""
     boxes = _layout(edges)
     pairs = {(e.held, e.taken) for e in edges}
-    body: list[str] = []
+    lines: list[str] = []
+    labels: list[str] = []
+    nodes: list[str] = []
     xs: list[float] = []
     ys: list[float] = []
     cycle = set(_cycle_order(edges))
-    for e in edges:
+    for e in sorted(edges, key=lambda e: e.cycle):  # the cycle drawn over the rest
         rev = (e.taken, e.held) in pairs
         bend = 0.22 if rev else (0.12 if e.cycle else 0.0)
-        # a label in the middle of a cycle edge; nearer the row node for the others, where
+        # a label in the middle of a cycle edge; next to the row lock for the others, where
         # the edges fanning out of one cycle lock are furthest apart
-        t = 0.5 if e.cycle or rev else (0.3 if e.held not in cycle else 0.7)
-        parts, (x0, y0, x1, y1) = _edge(e, boxes[e.held], boxes[e.taken], bend, t)
-        body += parts
+        t = 0.5 if e.cycle or rev else (0.22 if e.held not in cycle else 0.78)
+        line, text, (x0, y0, x1, y1) = _edge(e, boxes[e.held], boxes[e.taken], bend, t)
+        lines.append(line)
+        labels.append(text)
         xs += [x0, x1]
         ys += [y0, y1]
     for name, b in sorted(boxes.items()):
-        on = any(e.cycle and name in (e.held, e.taken) for e in edges)
-        body.append(
-            f'<g class="node{" cycle" if on else ""}"><title>{escape(name)}</title>'
+        nodes.append(
+            f'<g class="node{" cycle" if name in cycle else ""}"><title>{escape(name)}</title>'
             f'<rect x="{_f(b.x - b.w / 2)}" y="{_f(b.y - NODE_H / 2)}" width="{_f(b.w)}" '
             f'height="{_f(NODE_H)}" rx="6"/>'
             f'<text x="{_f(b.x)}" y="{_f(b.y)}">{escape(name)}</text></g>'
         )
         xs += [b.x - b.w / 2, b.x + b.w / 2]
         ys += [b.y - NODE_H / 2, b.y + NODE_H / 2]
+    body = lines + nodes + labels
     x0, y0 = min(xs) - PAD, min(ys) - PAD
     w, h = max(xs) + PAD - x0, max(ys) + PAD - y0
     head = (
