@@ -160,6 +160,10 @@ def test_source_from_the_tree_is_escaped(tmp_path: Path) -> None:
     assert "<script" not in page
     dom = parse(page)
     assert not dom.all("script")
+    # self-contained: nothing to fetch, every link inside the page
+    assert not any(k in n.attrs for n in dom.walk() for k in ("src", "srcset"))
+    assert all(n.attrs["href"].startswith("#") for n in dom.all("a"))
+    assert "url(" not in page and "@import" not in page and not dom.all("link")
     step = next(li for li in dom.all("li", "step")
                 if li.attrs["data-file"].endswith("order.c") and li.attrs["data-line"] == "13")
     assert '/* markup in a comment: <script>alert("x & y")</script> */' in step.text()
@@ -239,6 +243,12 @@ def test_html_refuses_a_file_as_directory(tmp_path: Path) -> None:
     assert r.returncode == 2
     assert r.stderr.startswith(f"irqlint: error: {target}: exists and is not a directory")
     assert r.stderr.count("\n") == 1
+    assert target.read_text() == "mine"
+    r = run_cli("check", str(FIXTURES / "html"), "--format", "html", "-o", str(target / "sub"),
+                "--no-cache")
+    assert r.returncode == 2
+    assert r.stderr == (f"irqlint: error: {target / 'sub'}: cannot create directory "
+                        f"({target} is not a directory)\n")
     assert target.read_text() == "mine"
 
 

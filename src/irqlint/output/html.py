@@ -28,22 +28,24 @@ Reader = Callable[[str], list[str] | None]
 
 
 def prepare(directory: str | None) -> str:
-    """Check (and create) the report directory before the analysis runs."""
+    """Check the report directory before the analysis runs (it is created when written)."""
     if not directory:
         raise InputError("--format html needs -o DIR, the directory to write index.html into")
     if os.path.exists(directory) and not os.path.isdir(directory):
         raise InputError(f"{directory}: exists and is not a directory (html writes DIR/index.html)")
-    try:
-        os.makedirs(directory, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"{directory}: cannot create directory ({exc.strerror})") from None
+    above = os.path.dirname(os.path.abspath(directory))
+    while not os.path.exists(above):
+        above = os.path.dirname(above)
+    if not os.path.isdir(above):
+        raise InputError(f"{directory}: cannot create directory ({above} is not a directory)")
     return directory
 
 
 def write(directory: str, findings: list[Finding], stats: dict[str, object]) -> str:
-    """Render and write DIR/index.html; returns its path."""
+    """Render and write DIR/index.html, creating DIR; returns the file's path."""
     path = os.path.join(prepare(directory), "index.html")
     try:
+        os.makedirs(directory, exist_ok=True)
         with open(path, "w", encoding="utf-8") as f:
             f.write(render(findings, stats))
     except OSError as exc:
