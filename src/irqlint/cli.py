@@ -13,6 +13,7 @@ from .cache import default_dir
 from .driver import Analysis, Options, analyse, gc_paused
 from .errors import InputError
 from .findings import Finding
+from .output import html as html_out
 from .output import json as json_out
 from .output import sarif as sarif_out
 from .output import text as text_out
@@ -45,8 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
     c = sub.add_parser("check", help="analyse and report findings")
     _common(c)
-    c.add_argument("--format", choices=("text", "json", "sarif"), default="text")
-    c.add_argument("-o", "--output", default=None, help="write the report here instead of stdout")
+    c.add_argument("--format", choices=("text", "json", "sarif", "html"), default="text")
+    c.add_argument("-o", "--output", default=None,
+                   help="write the report here instead of stdout (html: a directory)")
     c.add_argument("--enable", action="append", default=[], help="rule to enable (repeatable)")
     c.add_argument("--disable", action="append", default=[], help="rule to disable (repeatable)")
     s = sub.add_parser("stats", help="parse coverage and time per stage")
@@ -98,6 +100,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     import time
 
     opts, cfg = _options(args)
+    if args.format == "html":  # fail before the analysis, not after it
+        html_out.prepare(args.output)
     rules = all_rules()
     known = {r.id for r in rules}
     for r in args.enable + args.disable + cfg.enable + cfg.disable:
@@ -120,6 +124,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     findings.sort(key=Finding.sort_key)
     a.seconds["rules"] = time.perf_counter() - t1
     a.seconds["total"] = time.perf_counter() - t0
+    if args.format == "html":
+        path = html_out.write(args.output, findings, _stats(a))
+        _skip_note(a, args.quiet)
+        if not args.quiet:
+            sys.stderr.write(f"irqlint: {len(findings)} finding(s), report in {path}\n")
+        return 1 if findings else 0
     if args.format == "sarif":
         report = sarif_out.render(findings, _stats(a), rules=rules, enabled=enabled,
                                   paths=args.paths)

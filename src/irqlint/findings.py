@@ -4,10 +4,21 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from .ir import Step
 
 FINGERPRINT_VERSION = "1"
+
+
+class OrderEdge(NamedTuple):
+    """One edge of the lock-order graph: `taken` was taken in `function` (or a callee) while
+    `held` was held.  Lock classes are spelled as messages show them."""
+
+    held: str
+    taken: str
+    function: str
+    cycle: bool  # on the finding's cycle, not merely next to it
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +38,10 @@ class Finding:
     # what each trace is, where the rule can say ("CPU0: holds A, then takes B"); may be
     # shorter than traces
     trace_titles: tuple[str, ...] = field(default=())
+    # The explanation as data, for renderers that draw instead of print: the CPU0/CPU1
+    # scenario rows (either side may be ""), and the lock-order graph around a cycle.
+    scenario: tuple[tuple[str, str], ...] = field(default=())
+    graph: tuple[OrderEdge, ...] = field(default=())
 
     @property
     def fingerprint(self) -> str:

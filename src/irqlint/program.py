@@ -228,7 +228,7 @@ class _Place(NamedTuple):
     parts: tuple[str, ...]  # the directory's components
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _place(path: str) -> _Place:
     m, w = _ARCH.search(path), _WIDTH.search(path)
     d = os.path.dirname(path)
@@ -281,7 +281,7 @@ def _common(a: str, b: str) -> int:
     """How many leading directory components two paths share."""
     x, y = _place(a).parts, _place(b).parts
     n = 0
-    for p, q in zip(x, y):
+    for p, q in zip(x, y, strict=False):
         if p != q:
             break
         n += 1

@@ -54,6 +54,11 @@ def two_cpus(cpu0: list[str], cpu1: list[str], width: int = 38) -> list[str]:
     return out
 
 
+def cpu_rows(cpu0: list[str], cpu1: list[str]) -> tuple[tuple[str, str], ...]:
+    """The rows two_cpus() prints, as data (Finding.scenario)."""
+    return tuple(zip(cpu0, cpu1, strict=True))
+
+
 def where(prog: Program, fid: int) -> str:
     fn = prog.funcs[fid]
     return f"{fn.name}() at {fn.file}:{fn.line}"

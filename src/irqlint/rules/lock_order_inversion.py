@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, NamedTuple
 
-from ..findings import Finding
+from ..findings import Finding, OrderEdge
 from ..ir import Step
 from ..program import NOT_LOCKS, Program, acquires_at, identified, program_of, show
 from . import Rule, register
-from ._explain import chain_names, locks_held, two_cpus
+from ._explain import chain_names, cpu_rows, locks_held, two_cpus
 
 if TYPE_CHECKING:
     from ..driver import Analysis
@@ -148,9 +148,34 @@ def _cycles(edges: dict[tuple[str, str], Edge]) -> list[tuple[str, ...]]:
     return out
 
 
+NEARBY = 6  # edges drawn next to a cycle: enough for context, few enough to read
+
+
+def _graph(
+    prog: Program,
+    edges: dict[tuple[str, str], Edge],
+    touching: dict[str, list[tuple[str, str]]],
+    pairs: list[tuple[str, str]],
+) -> tuple[OrderEdge, ...]:
+    """The cycle's edges, then the shallowest other edges into or out of its locks."""
+    on = set(pairs)
+    near = sorted(
+        {p for a, _ in pairs for p in touching[a] if p not in on},
+        key=lambda p: (edges[p].depth, p),
+    )[:NEARBY]
+    return tuple(
+        OrderEdge(show(a), show(b), prog.funcs[edges[(a, b)].fid].name, (a, b) in on)
+        for a, b in [*pairs, *near]
+    )
+
+
 def check(analysis: Analysis) -> Iterator[Finding]:
     prog = program_of(analysis)
     edges = _edges(prog)
+    touching: dict[str, list[tuple[str, str]]] = {}
+    for a, b in sorted(edges):
+        touching.setdefault(a, []).append((a, b))
+        touching.setdefault(b, []).append((a, b))
     for cyc in _cycles(edges):
         pairs = [(cyc[i], cyc[(i + 1) % len(cyc)]) for i in range(len(cyc))]
         traces = [_trace(prog, a, b, edges[(a, b)]) for a, b in pairs]
@@ -164,12 +189,13 @@ def check(analysis: Analysis) -> Iterator[Finding]:
             f"lock order inversion: {show(pairs[0][1])} taken while holding {show(pairs[0][0])} "
             f"(via {prog.funcs[fids[0]].name}()), but {others}"
         )
+        rows: tuple[tuple[str, str], ...] = ()
         if len(cyc) == 2:
             a, b = cyc
-            scen = two_cpus(
-                [f"lock({show(a)})", "", "", f"lock({show(b)})"],
-                ["", f"lock({show(b)})", f"lock({show(a)})", ""],
-            )
+            cpu0 = [f"lock({show(a)})", "", "", f"lock({show(b)})"]
+            cpu1 = ["", f"lock({show(b)})", f"lock({show(a)})", ""]
+            scen = two_cpus(cpu0, cpu1)
+            rows = cpu_rows(cpu0, cpu1)
         else:
             scen = (
                 [
@@ -197,6 +223,8 @@ def check(analysis: Analysis) -> Iterator[Finding]:
             tuple(scen),
             tuple(f"CPU{i}: holds {show(a)}, then takes {show(b)}"
                   for i, (a, b) in enumerate(pairs)),
+            scenario=rows,
+            graph=_graph(prog, edges, touching, pairs),
         )
 
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from ..findings import Finding
 from ..program import Program, Reg, Wait, direct_wait, program_of, show
 from . import Rule, register
-from ._explain import chain_names, locks_held, two_cpus
+from ._explain import chain_names, cpu_rows, locks_held, two_cpus
 
 if TYPE_CHECKING:
     from ..driver import Analysis
@@ -162,10 +162,8 @@ def check(analysis: Analysis) -> Iterator[Finding]:
                         f"{w.api}() waits for {hname}() ({reg.role}, {how}), which takes "
                         f"{show(cls)}, held here since line {line}: deadlock"
                     )
-                    scen = two_cpus(
-                        [f"lock({show(cls)})", "", f"{w.api}()  /* waits for {hname} */", ""],
-                        ["", f"{hname}()", "", f"lock({show(cls)})  /* spins */"],
-                    )
+                    cpu0 = [f"lock({show(cls)})", "", f"{w.api}()  /* waits for {hname} */", ""]
+                    cpu1 = ["", f"{hname}()", "", f"lock({show(cls)})  /* spins */"]
                     yield Finding(
                         RULE,
                         "warning",
@@ -178,9 +176,10 @@ def check(analysis: Analysis) -> Iterator[Finding]:
                         (cls,),
                         ((take, *wchain), tuple(htrace)),
                         f"{w.api}:{hname}:{cls}",
-                        tuple(scen),
-                        (f"CPU0: holds {show(cls)}, then calls {w.api}()",
-                         f"CPU1: {hname}() takes {show(cls)}"),
+                        tuple(two_cpus(cpu0, cpu1)),
+                        trace_titles=(f"CPU0: holds {show(cls)}, then calls {w.api}()",
+                                      f"CPU1: {hname}() takes {show(cls)}"),
+                        scenario=cpu_rows(cpu0, cpu1),
                     )
                     break
 
