@@ -117,6 +117,9 @@ def test_bad_baselines_are_one_line_errors(tmp_path: Path) -> None:
         assert want in line and name in line, line
     line = _one_line_error(run_cli("baseline", str(tmp_path / "a.c"), "--no-cache"))
     assert "-o/--output" in line
+    line = _one_line_error(run_cli("baseline", str(tmp_path / "a.c"), "--no-cache",
+                                   "-o", str(tmp_path / "no" / "dir.json")))
+    assert "cannot write baseline (no such directory)" in line
 
 
 @needs_git

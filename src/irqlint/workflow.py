@@ -8,10 +8,13 @@ missing baseline costs a second, not a whole-tree run.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import time
 from collections.abc import Callable
 
 from .driver import Analysis
+from .errors import InputError
 from .extract import extract_file
 from .filters import Filters, baseline, changes, run, suppress
 from .findings import Finding
@@ -34,6 +37,12 @@ def add_baseline_arguments(p: argparse.ArgumentParser) -> None:
 
 def filters(args: argparse.Namespace) -> Filters:
     flt = Filters()
+    if args.cmd == "baseline":  # fail before a long run, not after it
+        out = args.output
+        d = os.path.dirname(os.path.abspath(out))
+        if os.path.isdir(out) or not os.path.isdir(d):
+            raise InputError(f"{out}: cannot write baseline "
+                             f"({'is a directory' if os.path.isdir(out) else 'no such directory'})")
     if getattr(args, "baseline", None):
         flt.baseline = baseline.load(args.baseline)
     if getattr(args, "diff", None):
@@ -74,6 +83,7 @@ def apply(flt: Filters, findings: list[Finding], a: Analysis, known: set[str],
     """Suppressions, baseline, patch; the counts of what was hidden go to a.filtered."""
     from .rules.suppressions import META
 
+    t = time.perf_counter()
     if META & enabled:  # unused and invalid comments can be in any file
         files = [s.path for s in a.files]
     else:
@@ -81,6 +91,7 @@ def apply(flt: Filters, findings: list[Finding], a: Analysis, known: set[str],
     ranges_of = _ranges(a)
     out = run(findings, flt, files, _read, ranges_of, known, enabled)
     a.filtered = {k: v for k, v in out.hidden.items() if v or k != "suppressed"}
+    a.seconds["filters"] = time.perf_counter() - t
     return out.findings
 
 
