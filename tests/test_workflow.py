@@ -172,8 +172,9 @@ def test_diff_keeps_a_finding_whose_other_chain_changed(tmp_path: Path) -> None:
 @needs_git
 def test_diff_errors(tmp_path: Path) -> None:
     (tmp_path / "a.c").write_text(TIMER)
+    alone = {"GIT_CEILING_DIRECTORIES": str(tmp_path.parent)}  # even if /tmp is in a repo
     line = _one_line_error(run_cli("check", str(tmp_path), "--no-cache", "--diff", "HEAD",
-                                   cwd=tmp_path))
+                                   cwd=tmp_path, env=alone))
     assert "not inside a git repository" in line
     _git(tmp_path, "init", "-q")
     _git(tmp_path, "add", "-A")

@@ -155,7 +155,7 @@ def apply(findings: list[Finding], files: Iterable[str], read: Callable[[str], s
         scopes, problems = _scopes(sups, text.splitlines(), ranges, known)
         by_file[path] = (scopes, ranges)
         if INVALID in enabled:
-            meta.extend(_meta(INVALID, s, ranges, f"invalid suppression: {why}", f"{what}")
+            meta.extend(_meta(INVALID, s, ranges, f"invalid suppression: {why}", what)
                         for s, what, why in problems)
     used: set[tuple[int, str]] = set()  # (id of the scope, rule)
     kept = []
