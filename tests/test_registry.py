@@ -30,6 +30,18 @@ def test_every_rule_documented_in_the_template() -> None:
 
 def test_readme_lists_the_rules() -> None:
     readme = (ROOT / "README.md").read_text()
-    block = readme.split("<!-- rules:begin -->")[1].split("<!-- rules:end -->")[0]
+    block = readme.split("<!-- rules:begin -->\n")[1].split("<!-- rules:end -->")[0]
     listed = re.findall(r"^\| `([a-z-]+)` \|", block, re.MULTILINE)
     assert listed == [rule.id for rule in all_rules()]
+    # the whole table, default and summary included: regenerate with `irqlint rules --markdown`
+    r = run_cli("rules", "--markdown")
+    assert r.returncode == 0
+    assert block == r.stdout
+
+
+def test_rules_table_row_follows_the_registry() -> None:
+    from irqlint.cli import rules_table
+
+    rows = rules_table().splitlines()[2:]
+    for rule, row in zip(all_rules(), rows, strict=True):
+        assert row == f"| `{rule.id}` | {'on' if rule.default else 'off'} | {rule.summary} |"

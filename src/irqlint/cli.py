@@ -1,4 +1,7 @@
-"""Command line: `irqlint check|stats|rules|explain`.  Exit 0 clean, 1 findings, 2 usage/input."""
+"""Command line: `irqlint check|baseline|stats|rules|explain`.
+
+Exit 0 clean, 1 findings, 2 usage/input.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from . import __version__, config
+from . import __version__, config, workflow
 from .cache import default_dir
 from .driver import Analysis, Options, analyse, gc_paused
 from .errors import InputError
@@ -51,13 +54,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write the report here instead of stdout (html: a directory)")
     c.add_argument("--enable", action="append", default=[], help="rule to enable (repeatable)")
     c.add_argument("--disable", action="append", default=[], help="rule to disable (repeatable)")
+    workflow.add_check_arguments(c)
     s = sub.add_parser("stats", help="parse coverage and time per stage")
     _common(s)
     s.add_argument("--format", choices=("text", "json"), default="text")
     s.add_argument("--top", type=int, default=20, help="worst offenders to list")
-    sub.add_parser("rules", help="list the rules")
+    r = sub.add_parser("rules", help="list the rules")
+    r.add_argument("--markdown", action="store_true", help="as the README's table")
     e = sub.add_parser("explain", help="document a rule")
     e.add_argument("rule")
+    b = sub.add_parser("baseline", help="write the current findings to a baseline file")
+    _common(b)
+    b.add_argument("--enable", action="append", default=[], help="rule to enable (repeatable)")
+    b.add_argument("--disable", action="append", default=[], help="rule to disable (repeatable)")
+    workflow.add_baseline_arguments(b)
     return p
 
 
@@ -86,7 +96,8 @@ def _stats(a: Analysis) -> dict[str, object]:
     return {"files": len(a.files), "skipped_files": len(a.skipped),
             "functions": fns, "functions_with_parse_errors": with_err,
             "seconds": {k: round(v, 3) for k, v in a.seconds.items()},
-            "cached_files": a.cached, "profile": a.kb.profile}
+            "cached_files": a.cached, "profile": a.kb.profile,
+            **({"hidden": dict(a.filtered)} if a.filtered else {})}
 
 
 def _skip_note(a: Analysis, quiet: bool) -> None:
@@ -96,12 +107,14 @@ def _skip_note(a: Analysis, quiet: bool) -> None:
                          f"e.g. {first[0]}: {first[1]}\n")
 
 
-def cmd_check(args: argparse.Namespace) -> int:
+def _checked(args: argparse.Namespace) -> tuple[list[Finding], Analysis, set[str]]:
+    """Analyse, run the enabled rules, filter (suppressions, baseline, patch)."""
     import time
 
     opts, cfg = _options(args)
-    if args.format == "html":  # fail before the analysis, not after it
+    if getattr(args, "format", None) == "html":  # fail before the analysis, not after it
         html_out.prepare(args.output)
+    flt = workflow.filters(args)
     rules = all_rules()
     known = {r.id for r in rules}
     for r in args.enable + args.disable + cfg.enable + cfg.disable:
@@ -122,16 +135,23 @@ def cmd_check(args: argparse.Namespace) -> int:
                 findings.extend(rule.check(a))
                 a.seconds[f"rule:{rule.id}"] = time.perf_counter() - t
     findings.sort(key=Finding.sort_key)
+    findings = workflow.apply(flt, findings, a, known, enabled)
     a.seconds["rules"] = time.perf_counter() - t1
     a.seconds["total"] = time.perf_counter() - t0
+    return findings, a, enabled
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    findings, a, enabled = _checked(args)
     if args.format == "html":
         path = html_out.write(args.output, findings, _stats(a))
         _skip_note(a, args.quiet)
         if not args.quiet:
-            sys.stderr.write(f"irqlint: {len(findings)} finding(s), report in {path}\n")
+            sys.stderr.write(f"irqlint: {len(findings)} finding(s), report in {path}"
+                             f"{workflow.hidden_note(a)}\n")
         return 1 if findings else 0
     if args.format == "sarif":
-        report = sarif_out.render(findings, _stats(a), rules=rules, enabled=enabled,
+        report = sarif_out.render(findings, _stats(a), rules=all_rules(), enabled=enabled,
                                   paths=args.paths)
     else:
         render = json_out.render if args.format == "json" else text_out.render
@@ -146,8 +166,16 @@ def cmd_check(args: argparse.Namespace) -> int:
         sys.stdout.write(report)
     _skip_note(a, args.quiet)
     if args.format == "text" and not args.quiet:
-        sys.stderr.write(f"irqlint: {len(findings)} finding(s) in {len(a.files)} file(s)\n")
+        sys.stderr.write(f"irqlint: {len(findings)} finding(s) in {len(a.files)} file(s)"
+                         f"{workflow.hidden_note(a)}\n")
     return 1 if findings else 0
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    findings, a, _ = _checked(args)
+    workflow.write_baseline(args, findings)
+    _skip_note(a, args.quiet)
+    return 0
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
@@ -185,7 +213,18 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_rules(_: argparse.Namespace) -> int:
+def rules_table() -> str:
+    """The README's rule table (between its rules:begin/end markers)."""
+    rows = ["| rule | default | flags |", "|---|---|---|"]
+    rows += [f"| `{r.id}` | {'on' if r.default else 'off'} | {r.summary.replace('|', '/')} |"
+             for r in all_rules()]
+    return "\n".join(rows) + "\n"
+
+
+def cmd_rules(args: argparse.Namespace) -> int:
+    if args.markdown:
+        sys.stdout.write(rules_table())
+        return 0
     for r in all_rules():
         print(f"{r.id:24} {'on ' if r.default else 'off'}  {r.summary}")
     return 0
@@ -204,7 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return {"check": cmd_check, "stats": cmd_stats, "rules": cmd_rules,
-                "explain": cmd_explain}[args.cmd](args)
+                "explain": cmd_explain, "baseline": cmd_baseline}[args.cmd](args)
     except InputError as exc:
         sys.stderr.write(f"irqlint: error: {exc}\n")
         return 2

@@ -59,6 +59,7 @@ class Analysis:
     seconds: dict[str, float]
     cached: int = 0
     program: Any = None  # the program model, built by the first whole-program rule
+    filtered: dict[str, int] = field(default_factory=dict)  # findings hidden after the rules
 
 
 @contextmanager

@@ -129,7 +129,7 @@ def _finding(prog: Program, f: int, line: int, col: int, name: str,
            f"{entry_name}(), {kind}" + (f", through {depth} call(s)" if depth else ""))
     trace = (why, *chain)
     return Finding(RULE, "warning", msg, fn.file, line, col, fn.name, chain_names(list(trace)),
-                   (), (trace,), f"{entry_name}:{name}")
+                   (), (trace,), name)  # not the entry: only the nearest of several
 
 
 register(Rule(RULE, "warning", False,  # off by default: see Known false positives

@@ -131,7 +131,7 @@ def check(analysis: Analysis) -> Iterator[Finding]:
             chain_names([head], chain),
             (),
             ((head, *chain),),
-            f"context:{s.what}",
+            f"context:{why[1]}",  # not what sleeps: that is in another function
         )
 
 
