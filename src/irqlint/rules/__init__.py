@@ -40,6 +40,7 @@ def all_rules() -> list[Rule]:
         lock_imbalance,
         lock_order_inversion,
         sleep_in_atomic,
+        unpublish_after_free,
         wait_under_lock,
     )
 
