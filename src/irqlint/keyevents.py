@@ -32,6 +32,7 @@ MAX_EVENTS = 256  # beyond this the path relation is not computed (generated tab
 _KEYLIKE = re.compile(r"^[(&*\s]*(?:\([^()]*\)\s*)?[A-Za-z_][\w.\->\[\]\s]*\)?$")
 _SIMPLE = re.compile(r"^&?[A-Za-z_]\w*(?:(?:->|\.)[A-Za-z_]\w*|\[[^\[\]]*\])*$")
 _IDENT = re.compile(r"[A-Za-z_]\w*")
+_MEMBERS = re.compile(r"(?:->|\.)\s*[A-Za-z_]\w*")  # field names are no variables
 
 
 def _text(n: Node) -> str:
@@ -173,15 +174,21 @@ def collect(pf: _PendingFunction, ctx: FileContext, assigns: _Buckets, decls: _B
                 sp = lhs.start_point
                 ev = KeyEvent("slot", "", (*got, _text(rhs)), sp[0] + 1, sp[1] + 1, _top(a, body))
                 events.append((a.start_byte, a.end_byte, ev))
+    from .extract import _declarator_name  # extract imports this module
+
+    declared: set[str] = set()
     for d in decls.within(body.start_byte, body.end_byte):
         for dd in d.children_by_field_name("declarator"):
             if dd.type != "init_declarator":
+                var, _ = _declarator_name(dd)
+                declared.add(var)
                 continue
             name_node = dd.child_by_field_name("declarator")
             value = dd.child_by_field_name("value")
             if name_node is None or value is None or name_node.type != "identifier":
                 continue
             var = _text(name_node)
+            declared.add(var)
             counts[var] = counts.get(var, 0) + 1
             if value.type == "initializer_list":  # struct evtchn_close close = { .port = p }
                 for pair in value.named_children:
@@ -198,9 +205,18 @@ def collect(pf: _PendingFunction, ctx: FileContext, assigns: _Buckets, decls: _B
         return None
     events.sort(key=lambda e: (e[1], -e[0]))
     evs = [e[2] for e in events]
-    locals_ = set(pf.env) | {p for p, _ in pf.params}
+    locals_ = declared - {p for p, _ in pf.params}  # a parameter is set on entry already
+    params = {p for p, _ in pf.params}
+
+    def stable(v: str) -> bool:
+        """The copy keeps naming the same key: what it was read from is never reassigned
+        (`t = x` inside a walk that moves x is no copy of the x of later statements)."""
+        roots = _IDENT.findall(_MEMBERS.sub("", v))
+        return all(counts.get(r, 0) == 0 if r in params or r not in locals_
+                   else counts.get(r, 0) == 1 for r in roots)
+
     copies = tuple(sorted((k, v) for k, v in sets.items() if counts.get(k) == 1
-                          and k.split(".")[0] in locals_ and _copyable(v)))
+                          and k.split(".")[0] in locals_ and _copyable(v) and stable(v)))
     if 2 <= len(evs) <= MAX_EVENTS:
         evs = _order(pf, ctx, events, nr, outs)
     return KeyFacts(pf.name, pf.node.start_point[0] + 1, tuple(evs), copies)

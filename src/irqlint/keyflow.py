@@ -165,12 +165,13 @@ class KeyFlow:
         if ev.kind == "slot":
             table, index, value = ev.args
             store = f"{table}[{index}] = {value}"
+            index_key = canon(index, copies)
             if self.sentinel(value):
                 return [act("unpublish", index, "", store,
-                            (here._replace(note=f"{store} clears the mapping of {index}"),))]
+                            (here._replace(note=f"{store} clears the mapping of {index_key}"),))]
             if _SIMPLE.match(_clean(value)):
                 return [act("setter", index, value, f"{table}[{index}] = {{}}",
-                            (here._replace(note=f"{store} stores the mapping of {index}"),))]
+                            (here._replace(note=f"{store} stores the mapping of {index_key}"),))]
             return []
         out: list[Action] = []
         args = ev.args
