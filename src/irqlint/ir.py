@@ -128,8 +128,8 @@ class KeyEvent(NamedTuple):
     line: int
     col: int  # of the callee's name, as in Call, so that sites can be looked up by position
     top: bool  # in a statement every path that gets that far runs (not in a branch or loop)
-    # bit j set: event j can follow this one on a path that does not reassign a variable
-    # this event's arguments mention
+    # bit j set: event j (later in the text) can follow this one on a path that does not
+    # reassign a variable this event's arguments mention
     after: int = 0
 
 

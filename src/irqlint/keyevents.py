@@ -32,6 +32,8 @@ MAX_EVENTS = 256  # beyond this the path relation is not computed (generated tab
 _KEYLIKE = re.compile(r"^[(&*\s]*(?:\([^()]*\)\s*)?[A-Za-z_][\w.\->\[\]\s]*\)?$")
 _SIMPLE = re.compile(r"^&?[A-Za-z_]\w*(?:(?:->|\.)[A-Za-z_]\w*|\[[^\[\]]*\])*$")
 _IDENT = re.compile(r"[A-Za-z_]\w*")
+# f(&x), f(&x[i]): the callee may store a new value in x (or an element of it)
+_OUT = re.compile(r"^&\s*([A-Za-z_]\w*)\s*(?:\[[^\[\]]*\]\s*)*$")
 _MEMBERS = re.compile(r"(?:->|\.)\s*[A-Za-z_]\w*")  # field names are no variables
 
 
@@ -137,7 +139,7 @@ def collect(pf: _PendingFunction, ctx: FileContext, assigns: _Buckets, decls: _B
             continue
         args_node = call.child_by_field_name("arguments")
         argv = _args(args_node)
-        refs = frozenset(a[1:].strip() for a in argv if a.startswith("&") and a[1:].isidentifier())
+        refs = frozenset(m.group(1) for a in argv if (m := _OUT.match(a)))
         if refs:
             outs.append((call.start_byte, call.end_byte, refs))
         sp = n.start_point
@@ -249,7 +251,9 @@ def _order(pf: _PendingFunction, ctx: FileContext, events: list[tuple[int, int, 
         after = 0
         if i in where:
             kill = frozenset(_IDENT.findall(" ".join(ev.args)))
-            after = _reach(cfg.events, cfg.succ, where[i], kill)
+            # later events only: around a loop's back edge the key is nearly always the next
+            # element's (xa_for_each's cursor is not its first argument, a retry goto re-reads)
+            after = _reach(cfg.events, cfg.succ, where[i], kill) & ~((2 << i) - 1)
         out.append(ev._replace(after=after))
     return out
 
