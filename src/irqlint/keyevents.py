@@ -17,6 +17,7 @@ Nothing is classified here: which call releases and which unpublishes is knowled
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from tree_sitter import Node
@@ -34,6 +35,8 @@ _SIMPLE = re.compile(r"^&?[A-Za-z_]\w*(?:(?:->|\.)[A-Za-z_]\w*|\[[^\[\]]*\])*$")
 _IDENT = re.compile(r"[A-Za-z_]\w*")
 # f(&x), f(&x[i]): the callee may store a new value in x (or an element of it)
 _OUT = re.compile(r"^&\s*([A-Za-z_]\w*)\s*(?:\[[^\[\]]*\]\s*)*$")
+# the variable an argument hangs off: `&p->node` p, `(u64)x` x, `EVTCHN_ROW(e)` e
+_ROOT_OF = re.compile(r"^[\s(&*]*(?:\([^()]*\)\s*)?(?:[A-Z_][A-Z0-9_]*\(\s*)?([A-Za-z_]\w*)")
 _MEMBERS = re.compile(r"(?:->|\.)\s*[A-Za-z_]\w*")  # field names are no variables
 
 
@@ -119,10 +122,31 @@ class _EventBuilder(_Builder):
         pass  # every assignment matters: it may reassign a key
 
 
+_WANTED: dict[int, Callable[[str], bool]] = {}
+
+
+def _wanted(spec: dict[str, Any]) -> Callable[[str], bool]:
+    """Calls worth recording: the knowledge base's leaves, and functions named like a
+    wrapper of one (xen_evtchn_close, foo_put_slot); one test per profile and process."""
+    got = _WANTED.get(id(spec))
+    if got is None:
+        leaves = frozenset(spec["releases"]) | frozenset(spec["unpublishes"]) | frozenset(
+            spec["setters"])
+        pattern = re.compile(spec["wrapper_pattern"])
+
+        def got(name: str) -> bool:
+            return name in leaves or pattern.search(name) is not None
+
+        _WANTED[id(spec)] = got
+    return got
+
+
 def collect(pf: _PendingFunction, ctx: FileContext, assigns: _Buckets, decls: _Buckets
             ) -> KeyFacts | None:
     body = pf.body
-    stores = ctx.kb.section("unpublish")["store_macros"]
+    spec = ctx.kb.section("unpublish")
+    stores = spec["store_macros"]
+    wanted = _wanted(spec)
     noreturn = ctx.kb.names("noreturn")
     lock_apis = ctx.kb.lock_apis
     events: list[tuple[int, int, KeyEvent]] = []
@@ -154,7 +178,7 @@ def collect(pf: _PendingFunction, ctx: FileContext, assigns: _Buckets, decls: _B
                               _top(call, body))
                 events.append((call.start_byte, call.end_byte, ev))
             continue
-        if not any(_KEYLIKE.match(a) for a in argv):
+        if not wanted(name) or not any(_KEYLIKE.match(a) for a in argv):
             continue
         events.append((call.start_byte, call.end_byte,
                        KeyEvent("call", name, argv, sp[0] + 1, sp[1] + 1, _top(call, body))))
@@ -221,7 +245,60 @@ def collect(pf: _PendingFunction, ctx: FileContext, assigns: _Buckets, decls: _B
                           and k.split(".")[0] in locals_ and _copyable(v) and stable(v)))
     if 2 <= len(evs) <= MAX_EVENTS:
         evs = _order(pf, ctx, events, nr, outs)
+    evs = _compact(evs, params, dict(copies))
+    if not evs:
+        return None
     return KeyFacts(pf.name, pf.node.start_point[0] + 1, tuple(evs), copies)
+
+
+def _compact(evs: list[KeyEvent], params: set[str], copies: dict[str, str]) -> list[KeyEvent]:
+    """Only what can matter, to keep the cached facts small.  Every key an event can name
+    (an argument, a field of one, the object around an embedded node) hangs off the root
+    variable of one of its arguments, after locals set once are replaced by what they were
+    set from: a pair needs two events sharing a root, a summary a root that is a parameter
+    (on every path).  Arguments that cannot name a key are blanked."""
+    roots = [_roots(ev, copies) for ev in evs]
+    after = [0] * len(evs)
+    targets = 0
+    for i, ev in enumerate(evs):
+        for j in range(i + 1, len(evs)):
+            if ev.after >> j & 1 and not roots[i].isdisjoint(roots[j]):
+                after[i] |= 1 << j
+        targets |= after[i]
+    keep = [i for i, ev in enumerate(evs)
+            if after[i] or targets >> i & 1 or (ev.top and not roots[i].isdisjoint(params))]
+    new = {old: k for k, old in enumerate(keep)}
+    out = []
+    for old in keep:
+        bits = 0
+        for j, k in new.items():
+            if after[old] >> j & 1:
+                bits |= 1 << k
+        args = tuple(a if len(a) <= 12 or _KEYLIKE.match(a) else "" for a in evs[old].args)
+        out.append(evs[old]._replace(args=args, after=bits))
+    return out
+
+
+def _roots(ev: KeyEvent, copies: dict[str, str]) -> frozenset[str]:
+    texts = ev.args[1:2] if ev.kind == "slot" else ev.args
+    out = set()
+    for t in texts:
+        for part in t.split("]["):
+            for _ in range(4):
+                m = _ROOT_OF.match(part)
+                if m is None:
+                    break
+                var = m.group(1)
+                # `close.port` set once, then `&close`: the struct's fields were copies
+                nxt = copies.get(var) or next((v for k, v in copies.items()
+                                               if k.startswith(var + ".")), None)
+                if nxt is None or not _ROOT_OF.match(nxt):
+                    break
+                part = nxt
+            m = _ROOT_OF.match(part)
+            if m is not None:
+                out.add(m.group(1))
+    return frozenset(out)
 
 
 _MACRO1 = re.compile(r"^[A-Z_][A-Z0-9_]*\(([^(),]*)\)$")
