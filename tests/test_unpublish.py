@@ -26,7 +26,7 @@ def _at(doc: dict, name: str, line: int) -> dict:
 def test_fixtures_flagged_exactly_where_marked() -> None:
     doc = check_json(CASE)
     want = {m for m in expected_markers(CASE) if m[0] == RULE}
-    assert len(want) == 5
+    assert len(want) == 6
     got = {m for m in found(doc) if m[0] == RULE}
     assert got == {(r, str(Path(p).resolve()), ln) for r, p, ln in want}
 

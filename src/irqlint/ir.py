@@ -131,6 +131,10 @@ class KeyEvent(NamedTuple):
     # bit j set: event j (later in the text) can follow this one on a path that does not
     # reassign a variable this event's arguments mention
     after: int = 0
+    # top, and no way from the entry to a return around it but an early exit on a validity
+    # test (`if (!p) return;`): what a release summary needs (a put that frees on the last
+    # reference only is no release of its argument)
+    sure: bool = False
 
 
 class KeyFacts(NamedTuple):

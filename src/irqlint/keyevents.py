@@ -243,7 +243,7 @@ def collect(pf: _PendingFunction, ctx: FileContext, assigns: _Buckets, decls: _B
 
     copies = tuple(sorted((k, v) for k, v in sets.items() if counts.get(k) == 1
                           and k.split(".")[0] in locals_ and _copyable(v) and stable(v)))
-    if 2 <= len(evs) <= MAX_EVENTS:
+    if len(evs) <= MAX_EVENTS:
         evs = _order(pf, ctx, events, nr, outs)
     evs = _compact(evs, params, dict(copies))
     if not evs:
@@ -326,13 +326,41 @@ def _order(pf: _PendingFunction, ctx: FileContext, events: list[tuple[int, int, 
     out: list[KeyEvent] = []
     for i, (_, _, ev) in enumerate(events):
         after = 0
+        sure = False
         if i in where:
             kill = frozenset(_IDENT.findall(" ".join(ev.args)))
             # later events only: around a loop's back edge the key is nearly always the next
             # element's (xa_for_each's cursor is not its first argument, a retry goto re-reads)
             after = _reach(cfg.events, cfg.succ, where[i], kill) & ~((2 << i) - 1)
-        out.append(ev._replace(after=after))
+            sure = ev.top and _unavoidable(cfg.succ, where[i][0])
+        out.append(ev._replace(after=after, sure=sure))
     return out
+
+
+_VALIDITY = re.compile(r"NULL|IS_ERR|VALID|^!?\s*[A-Za-z_]\w*(?:(?:->|\.)[A-Za-z_]\w*)*$")
+
+
+def _unavoidable(succ: list[list[tuple[int, Any]]], node: int) -> bool:
+    """No path from the entry to the exit avoids `node`, leaving aside the paths that turn at
+    a validity test (`if (!p) return;`, IS_ERR(), VALID_EVTCHN()) or a build option.  A
+    refcount test (`if (!refcount_dec_and_test(&d->ref)) return;`) is a real way round."""
+    seen = {1}
+    todo = [1]
+    while todo:
+        n = todo.pop()
+        if n == node:
+            continue
+        for m, cond in succ[n]:
+            if m == 0:
+                return False
+            if cond is not None:
+                key = cond[0]
+                if key[0] in ("V", "P") or (key[0] == "C" and _VALIDITY.search(key[1])):
+                    continue
+            if m not in seen:
+                seen.add(m)
+                todo.append(m)
+    return True
 
 
 def _reach(events: list[list[tuple[Any, ...]]], succ: list[list[tuple[int, Any]]],

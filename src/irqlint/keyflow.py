@@ -9,9 +9,11 @@ resolution and strongly connected components), from every file's ``KeyFacts``:
    (``table[k] = v``: an unpublish when a caller passes a sentinel for v).  A call to a
    function of the analysed tree is classified by that function's summary, a call to anything
    else by the knowledge base (``kb/unpublish.json``);
-2. summaries, bottom-up over the call graph's components: an action on every path through the
-   function (``top``) whose key is a parameter, or a field reached from one, becomes
-   "f releases / unpublishes / sets param i (->field)", with the chain down to the leaf;
+2. summaries, bottom-up over the call graph's components: an action whose key is a parameter,
+   or a field reached from one, becomes "f releases / unpublishes / sets param i (->field)",
+   with the chain down to the leaf; an unpublish or a store must be in a statement every path
+   runs that gets that far (``top``), a release must be unavoidable but for early exits on a
+   validity test (``sure``), so that a put freeing on its last reference is no release;
 3. keys are compared after substituting locals set once (``evtchn = info->evtchn``;
    ``close.port = port``) and stripping casts and one-argument upper-case macros.
 """
@@ -244,6 +246,8 @@ class KeyFlow:
             if not ev.top:
                 continue
             for a in self.actions(f, i):
+                if a.kind == "release" and not ev.sure:
+                    continue
                 if len(a.chain) > MAX_DEPTH:
                     continue
                 m = _ROOT.match(a.key)
