@@ -151,7 +151,7 @@ def collect(pf: _PendingFunction, ctx: FileContext, assigns: _Buckets, decls: _B
     lock_apis = ctx.kb.lock_apis
     events: list[tuple[int, int, KeyEvent]] = []
     nr: list[tuple[int, int]] = []
-    outs: list[tuple[int, int, frozenset[str]]] = []
+    others: list[Node] = []  # calls that are no event (they may still reassign through &x)
     for n, name in pf.names:
         call = n.parent
         if call is None:
@@ -161,11 +161,11 @@ def collect(pf: _PendingFunction, ctx: FileContext, assigns: _Buckets, decls: _B
             continue
         if name in lock_apis:
             continue
+        if name not in stores and not wanted(name):
+            others.append(call)
+            continue
         args_node = call.child_by_field_name("arguments")
         argv = _args(args_node)
-        refs = frozenset(m.group(1) for a in argv if (m := _OUT.match(a)))
-        if refs:
-            outs.append((call.start_byte, call.end_byte, refs))
         sp = n.start_point
         if name in stores and len(argv) >= 2 and args_node is not None:
             dst = args_node.named_children[0]
@@ -178,13 +178,27 @@ def collect(pf: _PendingFunction, ctx: FileContext, assigns: _Buckets, decls: _B
                               _top(call, body))
                 events.append((call.start_byte, call.end_byte, ev))
             continue
-        if not wanted(name) or not any(_KEYLIKE.match(a) for a in argv):
+        others.append(call)
+        if not any(_KEYLIKE.match(a) for a in argv):
             continue
         events.append((call.start_byte, call.end_byte,
                        KeyEvent("call", name, argv, sp[0] + 1, sp[1] + 1, _top(call, body))))
+    lhss = assigns.within(body.start_byte, body.end_byte)
+    for lhs in lhss:
+        a = lhs.parent
+        if lhs.type != "subscript_expression" or a is None:
+            continue
+        rhs = a.child_by_field_name("right")
+        got = _slot(lhs) if rhs is not None else None
+        if got is not None and rhs is not None:
+            sp = lhs.start_point
+            ev = KeyEvent("slot", "", (*got, _text(rhs)), sp[0] + 1, sp[1] + 1, _top(a, body))
+            events.append((a.start_byte, a.end_byte, ev))
+    if not events:
+        return None  # most functions: nothing more to read
     counts: dict[str, int] = {}
     sets: dict[str, str] = {}
-    for lhs in assigns.within(body.start_byte, body.end_byte):
+    for lhs in lhss:
         a = lhs.parent
         if a is None:
             continue
@@ -194,12 +208,6 @@ def collect(pf: _PendingFunction, ctx: FileContext, assigns: _Buckets, decls: _B
         counts[target] = counts.get(target, 0) + 1
         if rhs is not None and op is not None and _text(op) == "=":
             sets[target] = _text(rhs)
-        if lhs.type == "subscript_expression" and rhs is not None:
-            got = _slot(lhs)
-            if got is not None:
-                sp = lhs.start_point
-                ev = KeyEvent("slot", "", (*got, _text(rhs)), sp[0] + 1, sp[1] + 1, _top(a, body))
-                events.append((a.start_byte, a.end_byte, ev))
     from .extract import _declarator_name  # extract imports this module
 
     declared: set[str] = set()
@@ -227,8 +235,6 @@ def collect(pf: _PendingFunction, ctx: FileContext, assigns: _Buckets, decls: _B
                         sets[key] = _text(val)
             else:
                 sets[var] = _text(value)
-    if not events:
-        return None
     events.sort(key=lambda e: (e[1], -e[0]))
     evs = [e[2] for e in events]
     locals_ = declared - {p for p, _ in pf.params}  # a parameter is set on entry already
@@ -243,12 +249,45 @@ def collect(pf: _PendingFunction, ctx: FileContext, assigns: _Buckets, decls: _B
 
     copies = tuple(sorted((k, v) for k, v in sets.items() if counts.get(k) == 1
                           and k.split(".")[0] in locals_ and _copyable(v) and stable(v)))
-    if len(evs) <= MAX_EVENTS:
-        evs = _order(pf, ctx, events, nr, outs)
+    # the graph is built only when something depends on it: two events on one root variable
+    # (a possible pair), or an event on every path with an early return before it
+    cmap = dict(copies)
+    roots = [_roots(ev, cmap) for ev in evs]
+    seen: set[str] = set()
+    shared = False
+    for r in roots:
+        shared = shared or not seen.isdisjoint(r)
+        seen |= r
+    exits = [ev.top and _early_exit(ctx.text, body.start_byte, start)
+             for (start, _, _), ev in zip(events, evs, strict=True)]
+    if (shared or any(exits)) and len(evs) <= MAX_EVENTS:
+        evs = _order(pf, ctx, events, nr, _outs(others))
+    else:
+        evs = [ev._replace(sure=ev.top and not x) for ev, x in zip(evs, exits, strict=True)]
     evs = _compact(evs, params, dict(copies))
     if not evs:
         return None
     return KeyFacts(pf.name, pf.node.start_point[0] + 1, tuple(evs), copies)
+
+
+_EXIT = re.compile(rb"\b(?:return|goto)\b")
+
+
+def _early_exit(text: bytes, start: int, end: int) -> bool:
+    return _EXIT.search(text, start, end) is not None
+
+
+def _outs(calls: list[Node]) -> list[tuple[int, int, frozenset[str]]]:
+    """f(&x), f(&x[i]): x may hold something else after the call."""
+    out = []
+    for call in calls:
+        args = call.child_by_field_name("arguments")
+        if args is None or b"&" not in (args.text or b""):
+            continue
+        refs = frozenset(m.group(1) for a in _args(args) if (m := _OUT.match(a)))
+        if refs:
+            out.append((call.start_byte, call.end_byte, refs))
+    return out
 
 
 def _compact(evs: list[KeyEvent], params: set[str], copies: dict[str, str]) -> list[KeyEvent]:
