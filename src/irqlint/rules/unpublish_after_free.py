@@ -48,14 +48,29 @@ Unpublish first, then release -- the reverse of the set-up order (allocate, then
     xen_evtchn_close(evtchn);
 
 ## Known false positives
-Confidence: medium. The order is judged per function on the control-flow graph: a release
-and an unpublish on exclusive branches are silent, but two branches guarded by the same
-condition tested twice are still treated as one path. Keys are compared as text after
-substituting locals set once; a key reassigned between the two calls ends the path, but one
-changed through a pointer (a callee given &key) is not seen. Summaries trust a release or an
-unpublish only when it is on every path through the callee (not in a branch or loop), so a
-put-style function that frees on its last reference is not a release. kfree_rcu() and
-reference drops (put_device(), kref_put()) are not releases.
+Confidence: medium-high; on by default. On Linux 6.12 (drivers/xen, drivers/pci, kernel/irq,
+drivers/base, drivers/infiniband/core, drivers/vfio, drivers/char, drivers/md, drivers/iommu,
+drivers/block, drivers/dma, drivers/gpio, sound/core, fs/nfsd, net/sunrpc: 1,803 files) and
+Xen's xen/common it reports one finding: tegra241_cmdqv_deinit_vintf() frees a VINTF id with
+ida_free() before clearing cmdqv->vintfs[idx], the bug's exact shape, harmless in 6.12 because
+only VINTF0 exists and it is set up at probe and torn down at remove. With seed 000's fix
+reverted in drivers/xen/events, both of the thread's sites (shutdown_pirq,
+__unbind_from_irq) are reported.
+The order is judged per function on its control-flow graph, later statements only: a release
+and an unpublish on exclusive branches, or around a loop's back edge, are silent; two
+branches guarded by the same condition tested twice are still one path. A key reassigned
+between the two calls (also through f(&key)) ends the path. It is a timing question only when
+the owner hands the key out without the caller's lock (an ID allocator, the hypervisor): a
+table slot cleared under the same lock its lookups take after kfree() of a key is reported
+all the same.
+Not reported (false negatives): calls to functions of the tree whose name does not look like
+a wrapper of a release or unpublish (`wrapper_pattern` in kb/unpublish.json: free, release,
+close, remove, del, clear, set_ ...) are not recorded; an object released while a table slot
+still holds it (the slot's value, not its index, is the object); keys returned by a function
+(evtchn_from_irq(irq)) rather than read from a field. A release summary needs the release on
+every path but early exits on a validity test, so a put that frees on its last reference
+(refcount_dec_and_test()) is no release; kfree_rcu() and reference drops (put_device(),
+kref_put()) are not releases.
 
 ## References
 Linux commit "xen/events: close evtchn after mapping cleanup" (v6.8-rc5).
