@@ -108,7 +108,8 @@ def test_cpu_scenario_is_a_two_column_table(examples: tuple[dict, Path, Node]) -
             assert all(len(r) == 2 for r in rows)
             # the same scenario as the text output prints, cell by cell
             assert [f"{a:<38}{b}".rstrip() for a, b in rows] == expl[1:-1]
-            assert table.one("tfoot").text() == expl[-1] == "*** DEADLOCK ***"
+            assert table.one("tfoot").text() == expl[-1]
+            assert expl[-1].startswith("*** ") and expl[-1].endswith(" ***")
             tables += 1
         else:
             assert not a.all("table", "scenario")

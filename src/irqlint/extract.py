@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from tree_sitter import Node
 
-from . import lockstate
+from . import keyevents, lockstate
 from .ir import Call, FieldWrite, FileFacts, FnRef, Function, LockEffect, LockOp, Registration
 from .kb import KnowledgeBase
 from .lockexpr import base_type, lock_class, normalise
@@ -258,10 +258,14 @@ def extract_file(path: str, source: bytes, kb: KnowledgeBase, wrappers: Wrappers
 
     for pf in _callee_first(pending):
         facts.functions.append(_finish_function(pf, ctx, assigns))
+        kf = keyevents.collect(pf, ctx, assigns, decls)
+        if kf is not None:
+            facts.key_facts.append(kf)
     t4 = time.perf_counter()
     facts.seconds = {"normalize+parse": t1 - t0, "reparse": t2 - t1, "queries": t3 - t2,
                      "functions": t4 - t3}
     facts.functions.sort(key=lambda f: (f.line, f.name))
+    facts.key_facts.sort(key=lambda k: (k.line, k.function))
     return facts
 
 

@@ -118,6 +118,34 @@ class Function(NamedTuple):
     irqs_off: bool = False  # asserts that IRQs are off on entry (lockdep_assert_irqs_disabled)
 
 
+class KeyEvent(NamedTuple):
+    """A call or a table-slot store that may release, unpublish or map a key (an ID or an
+    object): the raw material of unpublish-after-free, classified in the program phase."""
+
+    kind: str  # "call": callee(args); "slot": args = (table, index, value), `table[index] = value`
+    callee: str
+    args: tuple[str, ...]
+    line: int
+    col: int  # of the callee's name, as in Call, so that sites can be looked up by position
+    top: bool  # in a statement every path that gets that far runs (not in a branch or loop)
+    # bit j set: event j (later in the text) can follow this one on a path that does not
+    # reassign a variable this event's arguments mention
+    after: int = 0
+    # top, and no way from the entry to a return around it but an early exit on a validity
+    # test (`if (!p) return;`): what a release summary needs (a put that frees on the last
+    # reference only is no release of its argument)
+    sure: bool = False
+
+
+class KeyFacts(NamedTuple):
+    """A function's key events, and the locals set once from a simple expression."""
+
+    function: str
+    line: int
+    events: tuple[KeyEvent, ...]
+    copies: tuple[tuple[str, str], ...]  # ("evtchn", "info->evtchn"), ("close.port", "port")
+
+
 class MacroDef(NamedTuple):
     name: str
     params: tuple[str, ...]
@@ -138,6 +166,7 @@ class FileFacts:
     failed_functions: int = 0  # function bodies swallowed by top-level ERROR nodes
     error_macros: dict[str, int] = field(default_factory=dict)  # suspected culprit -> count
     seconds: dict[str, float] = field(default_factory=dict)
+    key_facts: list[KeyFacts] = field(default_factory=list)  # functions with key events
 
 
 class FileSummary(NamedTuple):

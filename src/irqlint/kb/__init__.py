@@ -27,6 +27,7 @@ PROGRAM_ONLY = {
     "sleep": ("functions", "gfp", "sleeping_kinds", "atomic_kinds", "conditional_params",
               "never_sleep"),
     "lifecycle": ("managed", "managed_pattern", "managed_not", "teardown_fields"),
+    "unpublish": ("sentinels",),
 }
 
 

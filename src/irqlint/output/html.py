@@ -151,7 +151,8 @@ def _finding(f: Finding, n: int, lines_of: Reader) -> str:
         f'<span class="rule-id">[{escape(f.rule)}]</span></p>',
         f'<p class="message">{escape(f.message)}</p>',
     ]
-    explain = _scenario(f.scenario) if f.scenario else _lines(f.explanation)
+    explain = (_scenario(f.scenario, f.explanation[-1] if f.explanation else "")
+               if f.scenario else _lines(f.explanation))
     drawing = lock_graph(f.graph)
     if drawing:
         explain += (
@@ -171,14 +172,14 @@ def _finding(f: Finding, n: int, lines_of: Reader) -> str:
     return "".join(out)
 
 
-def _scenario(rows: Iterable[tuple[str, str]]) -> str:
+def _scenario(rows: Iterable[tuple[str, str]], outcome: str) -> str:
     cells = "".join(
         "<tr>" + "".join(f"<td>{_code(c)}</td>" for c in row) + "</tr>" for row in rows
     )
     return (
         '<table class="scenario"><thead><tr><th>CPU0</th><th>CPU1</th></tr></thead>'
         f"<tbody>{cells}</tbody>"
-        '<tfoot><tr><td colspan="2">*** DEADLOCK ***</td></tr></tfoot></table>'
+        f'<tfoot><tr><td colspan="2">{escape(outcome)}</td></tr></tfoot></table>'
     )
 
 

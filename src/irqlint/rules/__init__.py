@@ -41,6 +41,7 @@ def all_rules() -> list[Rule]:
         lock_order_inversion,
         sleep_in_atomic,
         suppressions,
+        unpublish_after_free,
         wait_under_lock,
     )
 

@@ -45,12 +45,14 @@ def chain_names(*traces: list[Step]) -> tuple[str, ...]:
     return tuple(seen)
 
 
-def two_cpus(cpu0: list[str], cpu1: list[str], width: int = 38) -> list[str]:
-    """Interleave two columns: each entry of cpu0/cpu1 is one line; "" leaves the slot empty."""
+def two_cpus(cpu0: list[str], cpu1: list[str], width: int = 38,
+             outcome: str = "*** DEADLOCK ***") -> list[str]:
+    """Interleave two columns: each entry of cpu0/cpu1 is one line; "" leaves the slot empty.
+    The last line says what goes wrong."""
     out = [f"{'CPU0':<{width}}CPU1"]
     for a, b in zip(cpu0, cpu1, strict=True):
         out.append(f"{a:<{width}}{b}".rstrip())
-    out.append("*** DEADLOCK ***")
+    out.append(outcome)
     return out
 
 
