@@ -1,0 +1,238 @@
+"""Locks held on entry to functions, and the write paths of shared state.
+
+Read by inconsistent-locking; built on the program model (``program``), never on syntax.
+
+1. Init paths: functions in an init/exit section (nothing else runs yet: none of their
+   writes count), and functions named like a set-up or tear-down function or stored in such
+   an ops field (the object they set up is not shared yet, or any more: their writes of
+   struct fields do not count, their writes of globals do); also functions only ever called
+   from such functions.
+2. Entry locks: the lock classes held on entry to a function on every path the program
+   shows: the intersection over its callers' call sites (held on every path there, plus what
+   the caller itself was entered with, minus what it let go), computed as a greatest
+   fixpoint.  A function with callers we cannot see (a callback, an ops method, an entry
+   point, or nothing in the tree calls it) is entered with nothing, except what a framework
+   holds for it (kb contexts) or what it asserts (lockdep_assert_held, __must_hold).
+3. Write paths: each shared write, followed up into its callers (a few levels, a few
+   callers each), so that a helper called under the lock from four places and without it
+   from a fifth gives five paths, four protected and one not.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from .ir import Function, WriteLocks
+from .program import Program, _sccs, identified
+
+Chain = tuple[tuple[int, int], ...]  # (caller, site index), from the top down
+SECTION, SETUP = 2, 1  # init levels: an init/exit section; a set-up or tear-down function
+_STRUCT_TARGET = re.compile(r"^[A-Za-z_]\w*::[A-Za-z_]")
+_GLOBAL_TARGET = re.compile(r"^(?:[\w./+-]+:)?[A-Za-z_]\w*(?:\[\]|(?:\.|->)[A-Za-z_]\w*)*$")
+_NO_WRITE = WriteLocks(0)
+
+
+def shared_target(target: str) -> bool:
+    """A struct field class or a global, not an expression we could not type."""
+    return bool(_STRUCT_TARGET.match(target) or _GLOBAL_TARGET.match(target))
+
+
+class Path(NamedTuple):
+    """One way a shared write happens: the chain of calls from its top function, and the
+    protecting lock classes held (on every path) when it does."""
+
+    target: str
+    fid: int  # the function with the write
+    line: int
+    chain: Chain
+    held: frozenset[str]
+    partial: frozenset[str]  # held on some paths to the write only: no protection
+    sure: bool  # the lock engine kept the paths apart (no state cut, no parse error)
+
+    @property
+    def top(self) -> int:
+        return self.chain[0][0] if self.chain else self.fid
+
+
+@dataclass(slots=True)
+class Locksets:
+    prog: Program
+    kinds: frozenset[str] = frozenset()
+    init: list[int] = field(default_factory=list)  # SECTION, SETUP or 0
+    unknown_callers: list[bool] = field(default_factory=list)
+    base: list[frozenset[str]] = field(default_factory=list)  # framework holds, assertions
+    entry: list[frozenset[str]] = field(default_factory=list)
+    max_fanin: int = 12
+    max_up: int = 3
+    max_paths: int = 32
+    _paths: dict[tuple[int, int], list[tuple[Chain, frozenset[str], bool]]] = field(
+        default_factory=dict)
+    _partial: dict[int, dict[tuple[int, int], frozenset[str]]] = field(default_factory=dict)
+
+    # --- call sites ---------------------------------------------------------------------
+    def site_held(self, f: int, si: int) -> tuple[frozenset[str], frozenset[str]]:
+        """(protecting classes held on every path to the call, caller locks let go there)."""
+        site = self.prog.sites[f][si]
+        if not site.held:
+            return frozenset(), frozenset()
+        part = self._partial.get(f)
+        if part is None:
+            part = self._partial[f] = {
+                (ln, col): frozenset(c for c, _ in p)
+                for ln, col, p in self.prog.funcs[f].sharing.partial_at}
+        some = frozenset(c for c, k, _ in site.held if k in self.kinds and identified(c))
+        drop = frozenset(c for c, k, _ in site.held if k[:1] == "-")
+        return some - part.get((site.call.line, site.call.col), frozenset()), drop
+
+    def callers(self, f: int) -> Iterator[tuple[int, int]]:
+        """Resolved callers that run once other CPUs can (not in an init section)."""
+        for c, si in self.prog.callers[f]:
+            if self.prog.sites[c][si].propagates and self.init[c] != SECTION:
+                yield c, si
+
+    # --- write paths --------------------------------------------------------------------
+    def paths(self, f: int, depth: int = 0) -> list[tuple[Chain, frozenset[str], bool]]:
+        """The ways into f: (chain of calls from the top, locks held on entry that way,
+        whether the way goes through a set-up or tear-down function)."""
+        key = (f, depth)
+        got = self._paths.get(key)
+        if got is not None:
+            return got
+        callers = list(self.callers(f))
+        setup = self.init[f] == SETUP
+        out: list[tuple[Chain, frozenset[str], bool]] = []
+        if depth >= self.max_up or len(callers) > self.max_fanin:
+            out = [((), self.entry[f], setup)]
+        else:
+            if self.unknown_callers[f] or not callers:
+                out.append(((), self.base[f], setup))
+            for c, si in callers:
+                held, drop = self.site_held(c, si)
+                for chain, ent, via in self.paths(c, depth + 1):
+                    out.append(((*chain, (c, si)), ((ent | held) - drop) | self.base[f],
+                                via or setup))
+                if len(out) > self.max_paths:
+                    out = [((), self.entry[f], setup)]
+                    break
+        self._paths[key] = out
+        return out
+
+    def write_paths(self, target: str, f: int, wl: WriteLocks) -> list[Path]:
+        held = frozenset(c for c, k in wl.held if k in self.kinds)
+        partial = frozenset(c for c, k in wl.partial if k in self.kinds)
+        drop = frozenset(wl.dropped)
+        sure = "?" not in wl.flags
+        field_ = "::" in target  # a set-up path's object is not shared yet; a global is
+        return [Path(target, f, wl.line, chain, (ent - drop) | held, partial, sure)
+                for chain, ent, via in self.paths(f) if not (via and field_)]
+
+
+def build(prog: Program) -> Locksets:
+    sec = prog.kb.section("sharing")
+    ls = Locksets(prog, frozenset(sec["protecting_kinds"]), max_fanin=sec["max_fanin"],
+                  max_up=sec["max_up"], max_paths=sec["max_paths"])
+    funcs = prog.funcs
+    n = len(funcs)
+    _init_paths(ls, sec)
+    ls.unknown_callers = [
+        i in prog.registered or i in prog.stored or i in prog.context
+        or not any(prog.sites[c][si].propagates for c, si in prog.callers[i])
+        for i in range(n)]
+    ls.base = []
+    for i, fn in enumerate(funcs):
+        b = set(fn.sharing.entry_held)
+        fw = prog.framework.get(i)
+        if fw is not None and fw[1] in ls.kinds:
+            b.add(fw[0])
+        ls.base.append(frozenset(b))
+    _entry_fixpoint(ls)
+    return ls
+
+
+def _init_paths(ls: Locksets, sec: dict[str, Any]) -> None:
+    prog = ls.prog
+    name_re = re.compile(str(sec["init_function_pattern"]))
+    fields = frozenset(sec["init_fields"])
+    init = [SECTION if fn.sharing.section else SETUP if name_re.search(fn.name) else 0
+            for fn in prog.funcs]
+    for f, where in prog.stored.items():
+        if not init[f] and any(w[0].rsplit("::", 1)[-1] in fields for w in where):
+            init[f] = SETUP
+    # only called from init paths (a least fixpoint: cycles stay out)
+    changed = True
+    while changed:
+        changed = False
+        for f in range(len(init)):
+            if init[f] or f in prog.registered or f in prog.stored:
+                continue
+            cs = [init[c] for c, si in prog.callers[f] if prog.sites[c][si].propagates]
+            if cs and all(cs):
+                init[f] = min(cs)
+                changed = True
+    ls.init = init
+
+
+def _entry_fixpoint(ls: Locksets) -> None:
+    """Greatest fixpoint of entry locks, callers before callees; None stands for "all"."""
+    prog = ls.prog
+    n = len(prog.funcs)
+    entry: list[frozenset[str] | None] = [
+        ls.base[i] if ls.unknown_callers[i] else None for i in range(n)]
+    order = [f for comp in reversed(_sccs(n, prog.succ)) for f in comp]
+    todo = [f for f in reversed(order) if entry[f] is None]  # popped callers first
+    queued = set(todo)
+    while todo:
+        f = todo.pop()
+        queued.discard(f)
+        acc: frozenset[str] | None = None
+        for c, si in ls.callers(f):
+            ec = entry[c]
+            if ec is None:
+                continue  # not known yet: "all", the identity of the intersection
+            held, drop = ls.site_held(c, si)
+            got = (ec | held) - drop
+            acc = got if acc is None else acc & got
+        if acc is None:
+            continue
+        new = acc | ls.base[f]
+        if new != entry[f]:
+            entry[f] = new
+            for s in prog.sites[f]:
+                if s.propagates:
+                    for t in s.callees:
+                        if not ls.unknown_callers[t] and t not in queued:
+                            queued.add(t)
+                            todo.append(t)
+    ls.entry = [e if e is not None else ls.base[i] for i, e in enumerate(entry)]
+
+
+def shared_writes(ls: Locksets) -> dict[tuple[str, str], list[tuple[int, WriteLocks]]]:
+    """(target, scope) -> its shared writes (function, lock facts), init paths and locals
+    left out.  A struct field is compared within one directory (two drivers' `struct priv`
+    are different structs, and lockdep classes are per init site too); a global is one."""
+    out: dict[tuple[str, str], list[tuple[int, WriteLocks]]] = {}
+    for f, fn in enumerate(ls.prog.funcs):
+        if ls.init[f] == SECTION or not fn.field_writes:
+            continue
+        folder = os.path.dirname(fn.file)
+        by_line = _by_line(fn)
+        seen: set[tuple[str, int]] = set()
+        for w in fn.field_writes:
+            if (w.target, w.line) in seen or not shared_target(w.target):
+                continue
+            seen.add((w.target, w.line))
+            wl = by_line.get(w.line, _NO_WRITE)
+            if "l" in wl.flags or "f" in wl.flags:
+                continue
+            if wl is _NO_WRITE:
+                wl = WriteLocks(w.line)
+            out.setdefault((w.target, folder if "::" in w.target else ""), []).append((f, wl))
+    return out
+
+
+def _by_line(fn: Function) -> dict[int, WriteLocks]:
+    return {w.line: w for w in fn.sharing.writes}
