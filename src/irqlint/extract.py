@@ -61,6 +61,7 @@ class FileContext:
     structs: dict[str, dict[str, str]] = field(default_factory=dict)
     summaries: dict[str, tuple[tuple[str, ...], LockEffect]] = field(default_factory=dict)
     source: bytes = b""  # the file as read (section annotations the normalizer blanked)
+    initcalls: frozenset[str] | None = None  # module_init(f) & co. (``sharing``), on demand
 
 
 def _text(n: Node) -> str:

@@ -41,6 +41,16 @@ def shared_target(target: str) -> bool:
     return bool(_STRUCT_TARGET.match(target) or _GLOBAL_TARGET.match(target))
 
 
+class _Way(NamedTuple):
+    """A way into a function: the calls from the top function down, the locks held on entry
+    that way, whether it goes through a set-up/tear-down function, whether it starts in one."""
+
+    chain: Chain
+    entry: frozenset[str]
+    via_setup: bool
+    top_setup: bool
+
+
 class Path(NamedTuple):
     """One way a shared write happens: the chain of calls from its top function, and the
     protecting lock classes held (on every path) when it does."""
@@ -69,8 +79,7 @@ class Locksets:
     max_fanin: int = 12
     max_up: int = 3
     max_paths: int = 32
-    _paths: dict[tuple[int, int], list[tuple[Chain, frozenset[str], bool]]] = field(
-        default_factory=dict)
+    _paths: dict[tuple[int, int], list[_Way]] = field(default_factory=dict)
     _partial: dict[int, dict[tuple[int, int], frozenset[str]]] = field(default_factory=dict)
 
     # --- call sites ---------------------------------------------------------------------
@@ -95,28 +104,27 @@ class Locksets:
                 yield c, si
 
     # --- write paths --------------------------------------------------------------------
-    def paths(self, f: int, depth: int = 0) -> list[tuple[Chain, frozenset[str], bool]]:
-        """The ways into f: (chain of calls from the top, locks held on entry that way,
-        whether the way goes through a set-up or tear-down function)."""
+    def paths(self, f: int, depth: int = 0) -> list[_Way]:
+        """The ways into f, each from its top function down."""
         key = (f, depth)
         got = self._paths.get(key)
         if got is not None:
             return got
         callers = list(self.callers(f))
         setup = self.init[f] == SETUP
-        out: list[tuple[Chain, frozenset[str], bool]] = []
+        out: list[_Way] = []
         if depth >= self.max_up or len(callers) > self.max_fanin:
-            out = [((), self.entry[f], setup)]
+            out = [_Way((), self.entry[f], setup, setup)]
         else:
             if self.unknown_callers[f] or not callers:
-                out.append(((), self.base[f], setup))
+                out.append(_Way((), self.base[f], setup, setup))
             for c, si in callers:
                 held, drop = self.site_held(c, si)
-                for chain, ent, via in self.paths(c, depth + 1):
-                    out.append(((*chain, (c, si)), ((ent | held) - drop) | self.base[f],
-                                via or setup))
+                for w in self.paths(c, depth + 1):
+                    out.append(_Way((*w.chain, (c, si)), ((w.entry | held) - drop) | self.base[f],
+                                    w.via_setup or setup, w.top_setup))
                 if len(out) > self.max_paths:
-                    out = [((), self.entry[f], setup)]
+                    out = [_Way((), self.entry[f], setup, setup)]
                     break
         self._paths[key] = out
         return out
@@ -126,9 +134,13 @@ class Locksets:
         partial = frozenset(c for c, k in wl.partial if k in self.kinds)
         drop = frozenset(wl.dropped)
         sure = "?" not in wl.flags
-        field_ = "::" in target  # a set-up path's object is not shared yet; a global is
-        return [Path(target, f, wl.line, chain, (ent - drop) | held, partial, sure)
-                for chain, ent, via in self.paths(f) if not (via and field_)]
+        # a set-up or tear-down function's object is not shared (yet, or any more): a field
+        # written on a way through one does not count; a global, only when the whole way is
+        # one (its top function sets up or tears down)
+        field_ = "::" in target
+        return [Path(target, f, wl.line, w.chain, (w.entry - drop) | held, partial, sure)
+                for w in self.paths(f)
+                if not (w.via_setup if field_ else w.top_setup)]
 
 
 def build(prog: Program) -> Locksets:
@@ -210,15 +222,30 @@ def _entry_fixpoint(ls: Locksets) -> None:
     ls.entry = [e if e is not None else ls.base[i] for i, e in enumerate(entry)]
 
 
-def shared_writes(ls: Locksets) -> dict[tuple[str, str], list[tuple[int, WriteLocks]]]:
+Key = tuple[str, str]  # (target, scope)
+
+
+def shared_writes(ls: Locksets) -> tuple[dict[Key, list[tuple[int, WriteLocks]]], set[Key]]:
     """(target, scope) -> its shared writes (function, lock facts), init paths and locals
-    left out.  A struct field is compared within one directory (two drivers' `struct priv`
-    are different structs, and lockdep classes are per init site too); a global is one."""
-    out: dict[tuple[str, str], list[tuple[int, WriteLocks]]] = {}
+    left out; and the targets written next to a memory barrier somewhere (a lockless
+    protocol by design).  A struct field is compared within one directory (two drivers'
+    `struct priv` are different structs, and lockdep classes are per init site too); a
+    global is one."""
+    out: dict[Key, list[tuple[int, WriteLocks]]] = {}
+    lockless: set[Key] = set()
+    barriers = frozenset(ls.prog.kb.section("sharing")["barriers"])
     for f, fn in enumerate(ls.prog.funcs):
-        if ls.init[f] == SECTION or not fn.field_writes:
+        if not fn.field_writes:
             continue
         folder = os.path.dirname(fn.file)
+        fenced = {ln for c in fn.calls if c.callee in barriers
+                  for ln in (c.line - 1, c.line, c.line + 1)}
+        if fenced:
+            for w in fn.field_writes:
+                if w.line in fenced:
+                    lockless.add((w.target, folder if "::" in w.target else ""))
+        if ls.init[f] == SECTION:
+            continue
         by_line = _by_line(fn)
         seen: set[tuple[str, int]] = set()
         for w in fn.field_writes:
@@ -231,7 +258,7 @@ def shared_writes(ls: Locksets) -> dict[tuple[str, str], list[tuple[int, WriteLo
             if wl is _NO_WRITE:
                 wl = WriteLocks(w.line)
             out.setdefault((w.target, folder if "::" in w.target else ""), []).append((f, wl))
-    return out
+    return out, lockless
 
 
 def _by_line(fn: Function) -> dict[int, WriteLocks]:

@@ -35,14 +35,15 @@ _PSEUDO = frozenset({"irq", "bh", "preempt", "rcu", "migrate"})
 
 @lru_cache(maxsize=8)
 def _patterns(kb: KnowledgeBase) -> tuple[re.Pattern[str], list[re.Pattern[bytes]],
-                                          re.Pattern[bytes] | None]:
+                                          re.Pattern[bytes] | None, re.Pattern[bytes]]:
     sec = kb.section("sharing")
     alloc = re.compile(sec["allocator_pattern"])
     asserts = [re.compile(p.encode()) for p in sec["held_assertions"]]
     words = sec["init_sections"]
     section = re.compile(rb"\b(" + b"|".join(w.encode() for w in words) + rb")\b") \
         if words else None
-    return alloc, asserts, section
+    initcalls = re.compile(sec["initcalls"].encode(), re.MULTILINE)
+    return alloc, asserts, section, initcalls
 
 
 def _locals_and_fresh(pf: _PendingFunction, decls: list[Node], text: bytes,
@@ -82,7 +83,7 @@ def shared_writes(pf: _PendingFunction, ctx: FileContext, lhs_nodes: list[Node],
     `pf.write_flags` line -> "l" (local) / "f" (fresh object)."""
     if not lhs_nodes:
         return
-    alloc, _, _ = _patterns(ctx.kb)
+    alloc, _, _, _ = _patterns(ctx.kb)
     local, fresh = _locals_and_fresh(pf, decls, ctx.text, alloc)
     for lhs in lhs_nodes:
         line = lhs.start_point[0] + 1
@@ -151,7 +152,9 @@ def partial_at(at: dict[tuple[int, int], dict[int, Any]], held_status: frozenset
 
 def facts(pf: _PendingFunction, ctx: FileContext, source: bytes) -> Sharing:
     """The function's Sharing record (empty for most functions)."""
-    _, asserts, section_re = _patterns(ctx.kb)
+    _, asserts, section_re, initcall_re = _patterns(ctx.kb)
+    if ctx.initcalls is None:
+        ctx.initcalls = frozenset(m.group(1).decode() for m in initcall_re.finditer(ctx.text))
     wl = dict(pf.write_held)
     shared = {ln for _, ln in pf.shared_writes}
     for line, f in pf.write_flags.items():
@@ -170,6 +173,8 @@ def facts(pf: _PendingFunction, ctx: FileContext, source: bytes) -> Sharing:
     if section_re is not None and source:
         sm = section_re.search(source, pf.node.start_byte, pf.body.start_byte)
         section = sm.group(1).decode() if sm else ""
+    if not section and pf.name in ctx.initcalls:
+        section = "initcall"
     if not wl and not entry and not section and not pf.partial_at:
         return Sharing()
     return Sharing(tuple(wl[k] for k in sorted(wl)), pf.partial_at, tuple(sorted(entry)),

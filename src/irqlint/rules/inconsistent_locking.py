@@ -123,12 +123,37 @@ def _describe(ls: Locksets, p: Path, lock: str, protected: bool) -> list[Step]:
     return steps
 
 
+def _report_point(p: Path, on_good: set[int]) -> int:
+    """Where the path leaves the protected ones: the index into p.chain of the call to
+    report (-1: the write itself).  Going up from the write, the first function that no
+    protected path of the same write passes through is where the lock goes missing."""
+    if p.fid not in on_good:
+        return -1
+    for i in range(len(p.chain) - 1, -1, -1):
+        if p.chain[i][0] not in on_good:
+            return i
+    return 0 if p.chain else -1
+
+
+def _related(target: str, lock: str, framework: set[str]) -> bool:
+    """A lock a framework holds around callbacks (irq_desc::lock) protects its own struct's
+    fields; that it is held around other writes is the callback's nature, not a discipline."""
+    if lock not in framework:
+        return True
+    return "::" in target and target.split("::", 1)[0] == lock.split("::", 1)[0]
+
+
 def check(analysis: Analysis) -> Iterator[Finding]:
     prog = program_of(analysis)
     ls = locksets.build(prog)
     sec = prog.kb.section("sharing")
     min_share, min_prot, min_fns = sec["min_share"], sec["min_protected"], sec["min_functions"]
-    for (target, _), writes in sorted(locksets.shared_writes(ls).items()):
+    framework = {v[0] for v in prog.framework.values()}
+    writes_of, lockless = locksets.shared_writes(ls)
+    for key, writes in sorted(writes_of.items()):
+        if key in lockless:
+            continue
+        target = key[0]
         paths = [p for f, wl in writes for p in ls.write_paths(target, f, wl)]
         if len(paths) <= min_prot:
             continue
@@ -141,42 +166,62 @@ def check(analysis: Analysis) -> Iterator[Finding]:
             continue
         lock, k = min(counts.items(), key=lambda kv: (-kv[1], kv[0]))
         n = len(paths)
-        if k == n or k < min_prot or k < min_share * n:
+        if k == n or k < min_prot or k < min_share * n or not _related(target, lock, framework):
             continue
         good = [p for p in paths if lock in p.held]
         if len({p.top for p in good}) < min_fns:
             continue
-        witness = min(good, key=lambda p: (prog.funcs[p.top].file, prog.funcs[p.top].line,
-                                            p.chain, p.line))
-        wsteps = _describe(ls, witness, lock, True)
-        reported: set[tuple[int, int]] = set()
-        for p in sorted(paths, key=lambda p: (p.chain, p.fid, p.line)):
-            if lock in p.held or not p.sure:
-                continue
-            top = prog.funcs[p.top]
-            call = prog.sites[p.chain[0][0]][p.chain[0][1]].call if p.chain else None
-            at_line, at_col = (call.line, call.col) if call is not None else (p.line, 1)
-            if (p.top, at_line) in reported:
-                continue
-            reported.add((p.top, at_line))
-            steps = _describe(ls, p, lock, False)
+        yield from _outliers(ls, target, lock, paths, good, k, n)
+
+
+def _outliers(ls: Locksets, target: str, lock: str, paths: list[Path], good: list[Path],
+              k: int, n: int) -> Iterator[Finding]:
+    prog = ls.prog
+    on_good: dict[tuple[int, int], set[int]] = {}
+    for p in good:
+        on_good.setdefault((p.fid, p.line), set()).update({p.fid, *(c for c, _ in p.chain)})
+    witness = min(good, key=lambda p: (prog.funcs[p.top].file, prog.funcs[p.top].line,
+                                        p.chain, p.line))
+    wsteps = _describe(ls, witness, lock, True)
+    # unprotected paths grouped by where the lock goes missing; the shortest one speaks
+    groups: dict[tuple[int, int, int], list[tuple[int, Path]]] = {}
+    for p in paths:
+        if lock in p.held or not p.sure:
+            continue
+        i = _report_point(p, on_good.get((p.fid, p.line), set()))
+        if i < 0:
+            where = (p.fid, p.line, 1)
+        else:
+            c, si = p.chain[i]
+            call = prog.sites[c][si].call
+            where = (c, call.line, call.col)
+        groups.setdefault(where, []).append((i, p))
+    pct = round(100 * k / n)
+    tops = len({q.top for q in good})
+    for (fid, line, col), members in sorted(groups.items()):
+        i, p = min(members, key=lambda m: (len(m[1].chain) - max(m[0], 0), m[1].chain))
+        sub = p._replace(chain=p.chain[max(i, 0):]) if i >= 0 else p._replace(chain=())
+        steps = _describe(ls, sub, lock, False)
+        if sub.chain or i < 0:
             steps[0] = steps[0]._replace(note=f"{steps[0].note} ({_top_note(ls, p, lock)})")
-            pct = round(100 * k / n)
-            msg = (f"{show(target)} written without {show(lock)}, which its other writers hold: "
-                   f"under {show(lock)} at {k} of {n} write paths ({pct}%)")
-            via = "/".join(prog.funcs[c].name for c, _ in p.chain)
-            yield Finding(
-                RULE, "warning", msg, top.file, at_line, at_col, top.name,
-                chain_names(steps, wsteps), (lock,), (tuple(steps), tuple(wsteps)),
-                f"{target}:{lock}:{via}:{prog.funcs[p.fid].name}",
-                (f"consistency: {k}/{n} write paths under {show(lock)} ({pct}%), "
-                 f"in {len({q.top for q in good})} functions",
-                 f"{'CPU0':<38}CPU1",
-                 f"lock({show(lock)})",
-                 f"{show(target)} = ...;",
-                 f"{'':<38}{show(target)} = ...;  /* without {show(lock)} */",
-                 "*** DATA RACE ***"),
-            )
+        fn = prog.funcs[fid]
+        others = len({m[1].top for m in members}) - 1
+        more = f"; reached from {others + 1} entry functions" if others else ""
+        msg = (f"{show(target)} written without {show(lock)}, which its other writers hold: "
+               f"under {show(lock)} at {k} of {n} write paths ({pct}%){more}")
+        via = "/".join(prog.funcs[c].name for c, _ in sub.chain)
+        yield Finding(
+            RULE, "warning", msg, fn.file, line, col, fn.name,
+            chain_names(steps, wsteps), (lock,), (tuple(steps), tuple(wsteps)),
+            f"{target}:{lock}:{via}:{prog.funcs[p.fid].name}",
+            (f"consistency: {k}/{n} write paths under {show(lock)} ({pct}%), in {tops} "
+             "functions",
+             f"{'CPU0':<38}CPU1",
+             f"lock({show(lock)})",
+             f"{show(target)} = ...;",
+             f"{'':<38}{show(target)} = ...;  /* without {show(lock)} */",
+             "*** DATA RACE ***"),
+        )
 
 
 register(
