@@ -102,7 +102,9 @@ class WriteLocks(NamedTuple):
     held: tuple[tuple[str, str], ...] = ()  # (class, kind) held on every path to the write
     partial: tuple[tuple[str, str], ...] = ()  # held on some paths only
     dropped: tuple[str, ...] = ()  # classes of caller locks released on some path before it
-    flags: str = ""  # "f": through a just-allocated object; "l": a local; "?": paths mixed
+    # "f": through a just-allocated object; "l": a local; "?": paths mixed, or a lock whose
+    # state the engine lost (a helper that may have taken it)
+    flags: str = ""
 
 
 class Sharing(NamedTuple):

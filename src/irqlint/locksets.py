@@ -74,6 +74,8 @@ class Locksets:
     kinds: frozenset[str] = frozenset()
     init: list[int] = field(default_factory=list)  # SECTION, SETUP or 0
     unknown_callers: list[bool] = field(default_factory=list)
+    opaque: list[bool] = field(default_factory=list)  # calls a lock helper we cannot follow
+    learned: set[str] = field(default_factory=set)  # locks learnt as held around ops methods
     base: list[frozenset[str]] = field(default_factory=list)  # framework holds, assertions
     entry: list[frozenset[str]] = field(default_factory=list)
     max_fanin: int = 12
@@ -133,12 +135,13 @@ class Locksets:
         held = frozenset(c for c, k in wl.held if k in self.kinds)
         partial = frozenset(c for c, k in wl.partial if k in self.kinds)
         drop = frozenset(wl.dropped)
-        sure = "?" not in wl.flags
+        sure = "?" not in wl.flags and not self.opaque[f]
         # a set-up or tear-down function's object is not shared (yet, or any more): a field
         # written on a way through one does not count; a global, only when the whole way is
         # one (its top function sets up or tears down)
         field_ = "::" in target
-        return [Path(target, f, wl.line, w.chain, (w.entry - drop) | held, partial, sure)
+        return [Path(target, f, wl.line, w.chain, (w.entry - drop) | held, partial,
+                     sure and not any(self.opaque[c] for c, _ in w.chain))
                 for w in self.paths(f)
                 if not (w.via_setup if field_ else w.top_setup)]
 
@@ -162,7 +165,50 @@ def build(prog: Program) -> Locksets:
             b.add(fw[0])
         ls.base.append(frozenset(b))
     _entry_fixpoint(ls)
+    if _ops_holds(ls):
+        _entry_fixpoint(ls)
+    ls.opaque = [_opaque(prog, i) for i in range(n)]
     return ls
+
+
+def _ops_holds(ls: Locksets) -> bool:
+    """An ops method (stored in a struct field) whose every call through that field that
+    the program shows holds L is entered with L: the framework's lock, learnt from the
+    framework's own code (snd_timer's core calls timer->hw.stop() under timer->lock)."""
+    prog = ls.prog
+    changed = False
+    for f in sorted(prog.stored):
+        if f in prog.registered or f in prog.context:
+            continue
+        acc: frozenset[str] | None = None
+        for c, si in prog.callers[f]:
+            if prog.sites[c][si].how not in ("typed", "wide") or ls.init[c] == SECTION:
+                continue
+            held, drop = ls.site_held(c, si)
+            got = (ls.entry[c] | held) - drop
+            acc = got if acc is None else acc & got
+            if not acc:
+                break
+        if acc and not acc <= ls.base[f]:
+            ls.learned |= acc - ls.base[f]
+            ls.base[f] = ls.base[f] | acc
+            changed = True
+    return changed
+
+
+def _opaque(prog: Program, f: int) -> bool:
+    """f calls a lock helper the lock engine could not apply: not a known lock API, and not
+    defined in f's file (a header's static inline such as uart_port_lock_irqsave(), another
+    file's foo_lock()).  What f holds at its writes is then a guess."""
+    lock_re = prog.kb.lock_function_re
+    apis = prog.kb.lock_apis
+    fn = prog.funcs[f]
+    for s in prog.sites[f]:
+        name = s.call.callee
+        if name and name not in apis and lock_re.search(name) and not any(
+                prog.funcs[t].file == fn.file for t in s.callees):
+            return True
+    return False
 
 
 def _init_paths(ls: Locksets, sec: dict[str, Any]) -> None:

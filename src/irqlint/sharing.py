@@ -24,9 +24,10 @@ if TYPE_CHECKING:
     from .extract import FileContext, _PendingFunction
     from .kb import KnowledgeBase
 
-# `p = f(`, `p = (struct foo *)f(`: the name assigned and the first word after `=`
+# `p = f(`, `p = (struct foo *)f(`, `p = &x`, `p = (struct foo *)buf`: the name assigned,
+# `&` if any, the first word after `=` (and a cast), `(` if it is a call
 _ASSIGN = re.compile(rb"(?<![\w.>])([A-Za-z_]\w*)\s*=(?!=)\s*"
-                     rb"(?:\(\s*(?:const\s+)?(?:struct\s+)?\w+\s*\*+\s*\)\s*)?(\w*)\s*(\(?)")
+                     rb"(?:\(\s*(?:const\s+)?(?:struct\s+)?\w+\s*\*+\s*\)\s*)?(&?)\s*(\w*)\s*(\(?)")
 _BASE = re.compile(r"^[\s(*&]*([A-Za-z_]\w*)")
 # real lock states only: CPU states and read-side sections are not the lock engine's
 # business here (the program phase decides which kinds protect a write)
@@ -34,11 +35,15 @@ _PSEUDO = frozenset({"irq", "bh", "preempt", "rcu", "migrate"})
 
 
 @lru_cache(maxsize=8)
-def _patterns(kb: KnowledgeBase) -> tuple[re.Pattern[str], list[re.Pattern[bytes]],
+def _patterns(kb: KnowledgeBase) -> tuple[re.Pattern[str],
+                                          list[tuple[re.Pattern[bytes], str | None]],
                                           re.Pattern[bytes] | None, re.Pattern[bytes]]:
     sec = kb.section("sharing")
     alloc = re.compile(sec["allocator_pattern"])
-    asserts = [re.compile(p.encode()) for p in sec["held_assertions"]]
+    # a pattern whose group 1 is the lock, or {pattern, lock} for a fixed lock class
+    asserts = [(re.compile(a.encode()), None) if isinstance(a, str)
+               else (re.compile(a["pattern"].encode()), a["lock"])
+               for a in sec["held_assertions"]]
     words = sec["init_sections"]
     section = re.compile(rb"\b(" + b"|".join(w.encode() for w in words) + rb")\b") \
         if words else None
@@ -47,8 +52,10 @@ def _patterns(kb: KnowledgeBase) -> tuple[re.Pattern[str], list[re.Pattern[bytes
 
 
 def _locals_and_fresh(pf: _PendingFunction, decls: list[Node], text: bytes,
-                      alloc: re.Pattern[str]) -> tuple[set[str], set[str]]:
-    """Local objects (not pointers, not static) and local pointers to fresh allocations."""
+                      alloc: re.Pattern[str]) -> tuple[set[str], set[str], set[str]]:
+    """Local objects (not pointers, not static), local pointers only ever aimed at a local
+    object (`p = (struct cmd *)buf`), and local pointers only ever assigned a fresh
+    allocation."""
     local: set[str] = set()
     pointers: set[str] = set()
     for d in decls:
@@ -67,14 +74,18 @@ def _locals_and_fresh(pf: _PendingFunction, decls: list[Node], text: bytes,
             name = n.text.decode("utf-8", "replace")
             (pointers if ptr else local).add(name)
     fresh: dict[str, bool] = {}
+    aimed: dict[str, bool] = {}  # pointer -> only ever aimed at a local object
     params = {p for p, _ in pf.params}
     for m in _ASSIGN.finditer(text, pf.body.start_byte, pf.body.end_byte):
         var = m.group(1).decode()
         if var not in pointers or var in params:
             continue
-        is_alloc = bool(m.group(3)) and bool(alloc.match(m.group(2).decode()))
+        word = m.group(3).decode()
+        is_alloc = bool(m.group(4)) and bool(alloc.match(word))
         fresh[var] = fresh.get(var, True) and is_alloc
-    return local, {v for v, ok in fresh.items() if ok}
+        aimed[var] = aimed.get(var, True) and not m.group(4) and word in local
+    return (local, {v for v, ok in aimed.items() if ok},
+            {v for v, ok in fresh.items() if ok})
 
 
 def shared_writes(pf: _PendingFunction, ctx: FileContext, lhs_nodes: list[Node],
@@ -84,13 +95,16 @@ def shared_writes(pf: _PendingFunction, ctx: FileContext, lhs_nodes: list[Node],
     if not lhs_nodes:
         return
     alloc, _, _, _ = _patterns(ctx.kb)
-    local, fresh = _locals_and_fresh(pf, decls, ctx.text, alloc)
+    local, aimed, fresh = _locals_and_fresh(pf, decls, ctx.text, alloc)
     for lhs in lhs_nodes:
         line = lhs.start_point[0] + 1
         txt = lhs.text.decode("utf-8", "replace") if lhs.text is not None else ""
         m = _BASE.match(txt)
         base = m.group(1) if m else ""
-        if lhs.type != "identifier" and base in local and "->" not in txt:
+        rest = txt[m.end():].replace(" ", "") if m else ""
+        if lhs.type != "identifier" and (
+                (base in local and "->" not in rest)
+                or (base in aimed and rest.startswith("->") and "->" not in rest[2:])):
             pf.write_flags[line] = "l"
             continue
         if base in fresh:
@@ -108,6 +122,7 @@ def write_locks(wat: dict[int, dict[int, Any]], imprecise: bool, held_status: fr
     for line, states in wat.items():
         sets: list[set[tuple[str, str]]] = []
         dropped: set[str] = set()
+        unsure = imprecise
         for locks in states.values():
             s = set()
             for e in locks:
@@ -117,6 +132,8 @@ def write_locks(wat: dict[int, dict[int, Any]], imprecise: bool, held_status: fr
                     s.add((e[6], e[3]))
                 elif e[1] == "U":
                     dropped.add(e[6])
+                elif e[1] == "?":
+                    unsure = True  # a helper may have taken it (lock_params()): unknown
             sets.append(s)
         if not sets:
             continue
@@ -126,9 +143,9 @@ def write_locks(wat: dict[int, dict[int, Any]], imprecise: bool, held_status: fr
             every &= s
             some |= s
         some -= every
-        if every or some or dropped or imprecise:
+        if every or some or dropped or unsure:
             out[line] = WriteLocks(line, tuple(sorted(every)), tuple(sorted(some)),
-                                   tuple(sorted(dropped)), "?" if imprecise else "")
+                                   tuple(sorted(dropped)), "?" if unsure else "")
     return out
 
 
@@ -162,8 +179,11 @@ def facts(pf: _PendingFunction, ctx: FileContext, source: bytes) -> Sharing:
             wl[line] = WriteLocks(line, flags=f)
     entry: set[str] = set()
     text = ctx.text
-    for pat in asserts:
+    for pat, fixed in asserts:
         for m in pat.finditer(text, pf.body.start_byte, pf.body.end_byte):
+            if fixed is not None:
+                entry.add(fixed)
+                continue
             expr = normalise(m.group(1).decode("utf-8", "replace"))
             entry.add(lock_class(expr, pf.env, ctx.globals_, ctx.structs, ctx.path))
     for kind, expr in pf.annotations:

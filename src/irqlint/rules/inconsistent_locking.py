@@ -80,10 +80,11 @@ seed 000 (xen/events: close evtchn after mapping cleanup).
 def _chain_steps(ls: Locksets, p: Path, lock: str) -> list[Step]:
     prog = ls.prog
     steps: list[Step] = []
-    for c, si in p.chain:
+    below = [c for c, _ in p.chain[1:]] + ([p.fid] if p.chain else [])
+    for (c, si), nxt in zip(p.chain, below, strict=True):
         site = prog.sites[c][si]
         held, _ = ls.site_held(c, si)
-        callee = prog.funcs[site.callees[0]].name if site.callees else "?"
+        callee = prog.funcs[nxt].name
         note = f"calls {callee}()"
         if lock in held:
             note += f" holding {show(lock)}"
@@ -135,6 +136,14 @@ def _report_point(p: Path, on_good: set[int]) -> int:
     return 0 if p.chain else -1
 
 
+def _unseen_entry(ls: Locksets, top: int) -> bool:
+    """A static function nothing calls, registers or stores: it is entered in a way the
+    program model does not see (a macro-built table, a pointer we did not resolve)."""
+    prog = ls.prog
+    return (prog.funcs[top].static and not prog.callers[top] and top not in prog.registered
+            and top not in prog.stored and top not in prog.context)
+
+
 def _related(target: str, lock: str, framework: set[str]) -> bool:
     """A lock a framework holds around callbacks (irq_desc::lock) protects its own struct's
     fields; that it is held around other writes is the callback's nature, not a discipline."""
@@ -148,7 +157,7 @@ def check(analysis: Analysis) -> Iterator[Finding]:
     ls = locksets.build(prog)
     sec = prog.kb.section("sharing")
     min_share, min_prot, min_fns = sec["min_share"], sec["min_protected"], sec["min_functions"]
-    framework = {v[0] for v in prog.framework.values()}
+    framework = {v[0] for v in prog.framework.values()} | ls.learned
     writes_of, lockless = locksets.shared_writes(ls)
     for key, writes in sorted(writes_of.items()):
         if key in lockless:
@@ -180,13 +189,17 @@ def _outliers(ls: Locksets, target: str, lock: str, paths: list[Path], good: lis
     on_good: dict[tuple[int, int], set[int]] = {}
     for p in good:
         on_good.setdefault((p.fid, p.line), set()).update({p.fid, *(c for c, _ in p.chain)})
+    # the discipline must be visible where the write is: a protected write in the same file
+    # (another driver's lock on a shared core struct is that driver's business)
+    disciplined = {prog.funcs[p.fid].file for p in good}
     witness = min(good, key=lambda p: (prog.funcs[p.top].file, prog.funcs[p.top].line,
                                         p.chain, p.line))
     wsteps = _describe(ls, witness, lock, True)
     # unprotected paths grouped by where the lock goes missing; the shortest one speaks
     groups: dict[tuple[int, int, int], list[tuple[int, Path]]] = {}
     for p in paths:
-        if lock in p.held or not p.sure:
+        if lock in p.held or not p.sure or prog.funcs[p.fid].file not in disciplined \
+                or _unseen_entry(ls, p.top):
             continue
         i = _report_point(p, on_good.get((p.fid, p.line), set()))
         if i < 0:
