@@ -32,7 +32,10 @@ from .program import Program, _sccs, identified
 Chain = tuple[tuple[int, int], ...]  # (caller, site index), from the top down
 SECTION, SETUP = 2, 1  # init levels: an init/exit section; a set-up or tear-down function
 _STRUCT_TARGET = re.compile(r"^[A-Za-z_]\w*::[A-Za-z_]")
-_GLOBAL_TARGET = re.compile(r"^(?:[\w./+-]+:)?[A-Za-z_]\w*(?:\[\]|(?:\.|->)[A-Za-z_]\w*)*$")
+# a file-static global (`path:name...`) may go through pointers; a bare name through `->`
+# is as likely an untyped local pointer as a global
+_GLOBAL_TARGET = re.compile(r"^(?:[\w./+-]+:[A-Za-z_]\w*(?:\[\]|(?:\.|->)[A-Za-z_]\w*)*"
+                            r"|[A-Za-z_]\w*(?:\[\]|\.[A-Za-z_]\w*)*)$")
 _NO_WRITE = WriteLocks(0)
 
 

@@ -71,12 +71,15 @@ access is lockless by design, say so with WRITE_ONCE()/atomics and a comment.
 ## Known false positives
 Confidence: low to medium; off by default. Measured on Linux 6.12 subtrees (drivers/xen,
 drivers/pci, kernel/irq, e1000e, drivers/input, drivers/tty, sound/core) and Xen
-xen/common: 67 findings, of 20 sampled 13 real (65%; mostly counter and shadow-register
-races in old drivers), below the 80% aim. The false ones: a lock the framework holds around
+xen/common: 63 findings, of 20 sampled 13 real (65%; mostly counter and shadow-register
+races in old drivers); drivers/net/ethernet/intel: 56 findings, of 10 sampled 5 real (the
+iavf flag words set without crit_lock). Below the 80% aim. The false ones: a lock the
+framework holds around
 an ops method when the framework is not in the analysed tree or takes it through a header
 wrapper (serial core's uart_port_lock(), the tty core's termios_rwsem, snd_timer's hw ops);
 an on-stack object handed to a helper before it is published; one lock named two ways (a
-file-static pointer and a typed parameter to the same struct); stop-machine and kgdb
+file-static pointer and a typed parameter to the same struct); two instances of one struct
+type under two locks (a send and a receive ring's descriptors); stop-machine and kgdb
 paths. What would fix them: framework holds as knowledge for the common ops tables, header
 lock wrappers as lock APIs, objects passed by `&local` treated as local in the callee.
 Lock classes are compared by class (struct type and field), not instance, and callers
