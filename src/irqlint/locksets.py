@@ -223,17 +223,18 @@ def _init_paths(ls: Locksets, sec: dict[str, Any]) -> None:
     for f, where in prog.stored.items():
         if not init[f] and any(w[0].rsplit("::", 1)[-1] in fields for w in where):
             init[f] = SETUP
-    # only called from init paths (a least fixpoint: cycles stay out)
-    changed = True
-    while changed:
-        changed = False
-        for f in range(len(init)):
-            if init[f] or f in prog.registered or f in prog.stored:
+    # only called from init paths (a least fixpoint: cycles stay out); a worklist from the
+    # init functions down, so the whole kernel is not swept once per level
+    work = [f for f in range(len(init)) if init[f]]
+    while work:
+        g = work.pop()
+        for t in prog.succ[g]:
+            if init[t] or t in prog.registered or t in prog.stored:
                 continue
-            cs = [init[c] for c, si in prog.callers[f] if prog.sites[c][si].propagates]
+            cs = [init[c] for c, si in prog.callers[t] if prog.sites[c][si].propagates]
             if cs and all(cs):
-                init[f] = min(cs)
-                changed = True
+                init[t] = min(cs)
+                work.append(t)
     ls.init = init
 
 
