@@ -16,8 +16,18 @@ from dataclasses import dataclass, field
 
 from tree_sitter import Node
 
-from . import keyevents, lockstate
-from .ir import Call, FieldWrite, FileFacts, FnRef, Function, LockEffect, LockOp, Registration
+from . import keyevents, lockstate, sharing
+from .ir import (
+    Call,
+    FieldWrite,
+    FileFacts,
+    FnRef,
+    Function,
+    LockEffect,
+    LockOp,
+    Registration,
+    WriteLocks,
+)
 from .kb import KnowledgeBase
 from .lockexpr import base_type, lock_class, normalise
 from .macros import Wrappers
@@ -50,6 +60,8 @@ class FileContext:
     globals_: dict[str, bool] = field(default_factory=dict)  # name -> static?
     structs: dict[str, dict[str, str]] = field(default_factory=dict)
     summaries: dict[str, tuple[tuple[str, ...], LockEffect]] = field(default_factory=dict)
+    source: bytes = b""  # the file as read (section annotations the normalizer blanked)
+    initcalls: frozenset[str] | None = None  # module_init(f) & co. (``sharing``), on demand
 
 
 def _text(n: Node) -> str:
@@ -198,7 +210,8 @@ def extract_file(path: str, source: bytes, kb: KnowledgeBase, wrappers: Wrappers
             tree = tree2
             norm = Normalized(alt, norm.annotations, norm.guard_loops, norm.loops)
     t2 = time.perf_counter()
-    ctx = FileContext(path, kb, wrappers, norm.text, norm, keep_args=_keep_args(kb, wrappers))
+    ctx = FileContext(path, kb, wrappers, norm.text, norm, keep_args=_keep_args(kb, wrappers),
+                      source=source)
     root = tree.root_node
     cap = captures("facts", root)
     _collect_globals(root, ctx)
@@ -243,7 +256,8 @@ def extract_file(path: str, source: bytes, kb: KnowledgeBase, wrappers: Wrappers
         pf.annotations = tuple((k, normalise(a)) for off, k, a in norm.annotations
                                if fn.start_byte <= off < body.start_byte)
         pf.env = {p: t for p, t in params if p and t}
-        for d in decls.within(body.start_byte, body.end_byte):
+        pf.decls = decls.within(body.start_byte, body.end_byte)
+        for d in pf.decls:
             dtype = _type_name(d.child_by_field_name("type"))
             if not dtype:
                 continue
@@ -333,6 +347,14 @@ class _PendingFunction:
     names: list[tuple[Node, str]] = field(default_factory=list)  # identifiers called directly
     vias: list[Node] = field(default_factory=list)  # function expressions of other calls
     callees: set[str] = field(default_factory=set)
+    # inconsistent-locking (``sharing``): declarations of the body; shared writes (start byte,
+    # line) for the lock engine; line -> "l"/"f" for local / fresh-object writes; what the
+    # engine saw at each shared write and at calls reached with a lock on some paths only
+    decls: list[Node] = field(default_factory=list)
+    shared_writes: list[tuple[int, int]] = field(default_factory=list)
+    write_flags: dict[int, str] = field(default_factory=dict)
+    write_held: dict[int, WriteLocks] = field(default_factory=dict)
+    partial_at: tuple[tuple[int, int, tuple[tuple[str, str], ...]], ...] = ()
 
 
 def _callee_first(pending: list[_PendingFunction]) -> list[_PendingFunction]:
@@ -403,6 +425,7 @@ def _finish_function(pf: _PendingFunction, ctx: FileContext, assigns: _Buckets) 
 
     field_writes: list[FieldWrite] = []
     fn_refs: list[FnRef] = []
+    written: list[Node] = []
     for lhs in assigns.within(body.start_byte, body.end_byte):
         t = lhs.type
         if t == "identifier":
@@ -410,6 +433,7 @@ def _finish_function(pf: _PendingFunction, ctx: FileContext, assigns: _Buckets) 
                 continue
         elif t not in ("field_expression", "subscript_expression"):
             continue
+        written.append(lhs)
         target = _write_target(_text(lhs), pf.env, ctx)
         line = lhs.start_point[0] + 1
         field_writes.append(FieldWrite(target, line))
@@ -421,6 +445,7 @@ def _finish_function(pf: _PendingFunction, ctx: FileContext, assigns: _Buckets) 
     reads = sorted({m.decode() for m in _FIELD_READ.findall(ctx.text, body.start_byte,
                                                               body.end_byte)})
 
+    sharing.shared_writes(pf, ctx, written, pf.decls)
     lock_ops, diags, effect, held = lockstate.analyse(pf, ctx)
     params = tuple(p for p, _ in pf.params)
     prev = ctx.summaries.get(pf.name)
@@ -437,6 +462,7 @@ def _finish_function(pf: _PendingFunction, ctx: FileContext, assigns: _Buckets) 
         registrations=tuple(regs), effect=effect, diagnostics=tuple(diags), error_hint=hint,
         held=held, irqs_off=bool(ctx.kb.irqs_off_re.search(ctx.text, body.start_byte,
                                                           body.end_byte)),
+        sharing=sharing.facts(pf, ctx, ctx.source),
     )
 
 

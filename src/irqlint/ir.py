@@ -94,6 +94,29 @@ class LockEffect(NamedTuple):
     unknown: tuple[str, ...] = ()
 
 
+class WriteLocks(NamedTuple):
+    """The locks around one write of a shared field or global (inconsistent-locking).  Only
+    writes with something to say get one: no entry means nothing held, a shared object."""
+
+    line: int
+    held: tuple[tuple[str, str], ...] = ()  # (class, kind) held on every path to the write
+    partial: tuple[tuple[str, str], ...] = ()  # held on some paths only
+    dropped: tuple[str, ...] = ()  # classes of caller locks released on some path before it
+    # "f": through a just-allocated object; "l": a local; "?": paths mixed, or a lock whose
+    # state the engine lost (a helper that may have taken it)
+    flags: str = ""
+
+
+class Sharing(NamedTuple):
+    """Per-function facts of the inconsistent-locking rule, kept apart from the rest."""
+
+    writes: tuple[WriteLocks, ...] = ()
+    # (line, col) of a call -> (class, kind) held on some paths to it but not all
+    partial_at: tuple[tuple[int, int, tuple[tuple[str, str], ...]], ...] = ()
+    entry_held: tuple[str, ...] = ()  # classes asserted held on entry (__must_hold, lockdep)
+    section: str = ""  # the section annotation (__init, __exit) when it is an init path
+
+
 class Function(NamedTuple):
     name: str
     file: str
@@ -116,6 +139,7 @@ class Function(NamedTuple):
     # (lock class, kind, line taken); pseudo locks ("irq*", kind irq/bh/preempt/rcu) included
     held: tuple[tuple[int, int, tuple[tuple[str, str, int], ...]], ...] = ()
     irqs_off: bool = False  # asserts that IRQs are off on entry (lockdep_assert_irqs_disabled)
+    sharing: Sharing = Sharing()
 
 
 class KeyEvent(NamedTuple):

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from tree_sitter import Node
 
+from . import sharing
 from .ir import Diagnostic, LockEffect, LockOp, Step
 from .lockexpr import normalise
 from .macros import split_args
@@ -52,6 +53,7 @@ _ERRORISH = re.compile(r"^(-|ERR_PTR\b|ERR_CAST\b|NULL$|false$)")
 # ("end",)                                            a noreturn call: the path stops
 # ("scope", tuple[str, ...])                          guard() locks of a block go out of scope
 # ("at", line, col)                                   a call starts: record what is held
+# ("w", line)                                         a shared write: record what is held
 
 
 @dataclass(slots=True)
@@ -98,6 +100,7 @@ class _Builder:
         calls.sort(key=lambda c: (c[1], -c[0]))
         self.calls = calls
         self.ends = [e for _, e in calls]
+        self.wstarts = [s for s, _ in pf.shared_writes]  # shared writes (inconsistent-locking)
 
     # -- events for a byte range -----------------------------------------------------------
     def events(self, start: int, end: int, skip: Node | None = None) -> list[tuple[Any, ...]]:
@@ -185,6 +188,10 @@ class _Builder:
                 for expr, kind in eff.acquires:
                     out.append(("op", self._summary_op("acquire", name, expr, kind, subst,
                                                        line, col), None, None))
+        if self.wstarts:  # a store happens after the calls of its statement
+            lo = bisect.bisect_left(self.wstarts, start)
+            hi = bisect.bisect_left(self.wstarts, end)
+            out.extend(("w", ln) for _, ln in self.pf.shared_writes[lo:hi])
         return out
 
     def _op(self, api: str, argv: list[str], line: int, col: int, spec: dict[str, Any],
@@ -721,6 +728,7 @@ class _Run:
         self.imprecise = False
         # (line, col) of a call -> the lock tuples of the states that reach it
         self.at: dict[tuple[int, int], dict[int, tuple[tuple[Any, ...], ...]]] = {}
+        self.wat: dict[int, dict[int, tuple[tuple[Any, ...], ...]]] = {}  # the same per write
 
     def report(self, line: int, col: int, msg: str, lock: LockOp, trace: list[Step], key: str
                ) -> None:
@@ -736,8 +744,12 @@ class _Run:
         locks, facts, pend, jump = st
         kind = ev[0]
         if kind == "at":
-            if locks:  # kept by identity, turned into held sets once the run is over
-                self.at.setdefault((ev[1], ev[2]), {})[id(locks)] = locks
+            # kept by identity, turned into held sets once the run is over; the lock-free
+            # states too, so that "held on every path" can be told from "on some path"
+            self.at.setdefault((ev[1], ev[2]), {})[id(locks)] = locks
+            return st
+        if kind == "w":
+            self.wat.setdefault(ev[1], {})[id(locks)] = locks
             return st
         if kind == "end":
             return None
@@ -1091,6 +1103,9 @@ def analyse(pf: _PendingFunction, ctx: FileContext
     run = _Run(cfg, pf, ctx.path)
     run.run()
     _inconsistent_returns(run, pf, ctx)
+    status = frozenset({*HELD, "Q"})
+    pf.write_held = sharing.write_locks(run.wat, run.imprecise or pf.node.has_error, status)
+    pf.partial_at = sharing.partial_at(run.at, status)
     ops = sorted(set(b.ops), key=lambda o: (o.line, o.col, o.op, o.expr))
     held = tuple((ln, col, h) for (ln, col), states in sorted(run.at.items())
                  if (h := _held(states.values())))

@@ -28,6 +28,9 @@ PROGRAM_ONLY = {
               "never_sleep"),
     "lifecycle": ("managed", "managed_pattern", "managed_not", "teardown_fields"),
     "unpublish": ("sentinels",),
+    "sharing": ("init_function_pattern", "init_fields", "protecting_kinds", "min_share",
+                "min_protected", "min_functions", "max_fanin", "max_up", "max_paths",
+                "barriers"),
 }
 
 

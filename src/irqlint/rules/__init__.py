@@ -36,6 +36,7 @@ def register(rule: Rule) -> Rule:
 def all_rules() -> list[Rule]:
     from . import (  # noqa: F401  (each registers itself)
         devres_on_detach,
+        inconsistent_locking,
         irq_unsafe_lock,
         lock_imbalance,
         lock_order_inversion,
