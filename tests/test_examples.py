@@ -57,3 +57,15 @@ def test_whole_tree_as_make_demo_runs_it() -> None:
     doc = check_json(EXAMPLES, extra=all_rules_enabled())
     want = {m for m in _resolved(expected_markers(EXAMPLES)) if m[0] in REGISTERED}
     assert found(doc) == want
+
+
+def test_whole_tree_chains_stay_beside_the_bug() -> None:
+    """With fixed/ copies next to the buggy files, every chain of a finding in a buggy file is
+    told with the buggy files: an equally short witness in the fixed copy is not chosen."""
+    doc = check_json(EXAMPLES, extra=all_rules_enabled())
+    assert doc["findings"]
+    for f in doc["findings"]:
+        assert "/fixed/" not in f["file"]
+        for trace in f["traces"]:
+            for step in trace:
+                assert "/fixed/" not in step["file"], (f["rule"], step)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -63,8 +64,12 @@ class Edge(NamedTuple):
     api: str
 
 
-def _edges(prog: Program) -> dict[tuple[str, str], Edge]:
+ALTERNATES = 4  # equally short witnesses kept per edge, to tell one cycle's story in one place
+
+
+def _edges(prog: Program) -> tuple[dict[tuple[str, str], Edge], dict[tuple[str, str], list[Edge]]]:
     edges: dict[tuple[str, str], Edge] = {}
+    alts: dict[tuple[str, str], list[Edge]] = {}
 
     def add(a: str, b: str, e: Edge) -> None:
         if a == b:
@@ -72,6 +77,11 @@ def _edges(prog: Program) -> dict[tuple[str, str], Edge]:
         old = edges.get((a, b))
         if old is None or e.depth < old.depth:
             edges[(a, b)] = e
+            alts.pop((a, b), None)
+        elif e.depth == old.depth and e.fid != old.fid:
+            more = alts.setdefault((a, b), [])
+            if len(more) < ALTERNATES:
+                more.append(e)
 
     for f, sites in enumerate(prog.sites):
         fn = prog.funcs[f]
@@ -105,7 +115,31 @@ def _edges(prog: Program) -> dict[tuple[str, str], Edge]:
             for cls, a in prog.acq[f].items():
                 if not a.trylock:
                     add(fw[0], cls, Edge(a.depth, f, 0, a.line, a.callee, a.api))
-    return edges
+    return edges, alts
+
+
+def _nearest(prog: Program, e: Edge, more: list[Edge], near: str) -> Edge:
+    """Of equally short witnesses of an edge, the one whose file is closest to `near` (the
+    first edge's): a cycle between two files of one driver reads better than one that wanders
+    to a copy of the same code elsewhere."""
+    if not more:
+        return e
+    parts = os.path.dirname(near).split("/")
+
+    def shared(x: Edge) -> int:  # directories in common, less the ones it wanders into
+        mine = os.path.dirname(prog.funcs[x.fid].file).split("/")
+        n = 0
+        for p, q in zip(mine, parts, strict=False):
+            if p != q:
+                break
+            n += 1
+        return 2 * n - len(mine)
+
+    best = e
+    for x in more:
+        if shared(x) > shared(best):
+            best = x
+    return best
 
 
 def _trace(prog: Program, a: str, b: str, e: Edge) -> list[Step]:
@@ -156,6 +190,7 @@ def _graph(
     edges: dict[tuple[str, str], Edge],
     touching: dict[str, list[tuple[str, str]]],
     pairs: list[tuple[str, str]],
+    chosen: dict[tuple[str, str], Edge],
 ) -> tuple[OrderEdge, ...]:
     """The cycle's edges, then the shallowest other edges into or out of its locks."""
     on = set(pairs)
@@ -164,25 +199,28 @@ def _graph(
         key=lambda p: (edges[p].depth, p),
     )[:NEARBY]
     return tuple(
-        OrderEdge(show(a), show(b), prog.funcs[edges[(a, b)].fid].name, (a, b) in on)
+        OrderEdge(show(a), show(b), prog.funcs[chosen.get((a, b), edges[(a, b)]).fid].name,
+                  (a, b) in on)
         for a, b in [*pairs, *near]
     )
 
 
 def check(analysis: Analysis) -> Iterator[Finding]:
     prog = program_of(analysis)
-    edges = _edges(prog)
+    edges, alts = _edges(prog)
     touching: dict[str, list[tuple[str, str]]] = {}
     for a, b in sorted(edges):
         touching.setdefault(a, []).append((a, b))
         touching.setdefault(b, []).append((a, b))
     for cyc in _cycles(edges):
         pairs = [(cyc[i], cyc[(i + 1) % len(cyc)]) for i in range(len(cyc))]
-        traces = [_trace(prog, a, b, edges[(a, b)]) for a, b in pairs]
+        near = prog.funcs[edges[pairs[0]].fid].file
+        chosen = {p: _nearest(prog, edges[p], alts.get(p, []), near) for p in pairs}
+        traces = [_trace(prog, a, b, chosen[(a, b)]) for a, b in pairs]
         first = traces[0][-1]  # reported where the first edge's inner lock is taken
-        fids = [edges[p].fid for p in pairs]
+        fids = [chosen[p].fid for p in pairs]
         others = ", ".join(
-            f"{show(b)} while holding {show(a)} in {prog.funcs[edges[(a, b)].fid].name}()"
+            f"{show(b)} while holding {show(a)} in {prog.funcs[chosen[(a, b)].fid].name}()"
             for a, b in pairs[1:]
         )
         msg = (
@@ -224,7 +262,7 @@ def check(analysis: Analysis) -> Iterator[Finding]:
             tuple(f"CPU{i}: holds {show(a)}, then takes {show(b)}"
                   for i, (a, b) in enumerate(pairs)),
             scenario=rows,
-            graph=_graph(prog, edges, touching, pairs),
+            graph=_graph(prog, edges, touching, pairs, chosen),
         )
 
 
