@@ -45,8 +45,37 @@ def test_corrupt_cache_entry_is_rebuilt(tmp_path: Path) -> None:
     assert entries
     for e in entries[:5]:
         e.write_bytes(b"garbage")
+    results = sorted((cache / "results").glob("*.pkl"))
+    assert results
+    for e in results:
+        e.write_bytes(b"garbage")
     (cache / "index.pkl").write_bytes(b"\x80\x04garbage")
     assert _run(root, cache, 2) == first
+
+
+def _stats(root: Path, cache: Path, *extra: str) -> tuple[list[dict], dict]:
+    r = run_cli("check", str(root), "--format", "json", "--cache-dir", str(cache), "-q", *extra)
+    doc = json.loads(r.stdout)
+    return doc["findings"], doc["stats"]
+
+
+def test_unchanged_tree_reuses_the_last_results(tmp_path: Path) -> None:
+    """Nothing changed, same rules: the last run's findings stand; any change to a file, or
+    another rule set, runs the rules again."""
+    root = _tree(tmp_path)
+    cache = tmp_path / "cache"
+    cold, st = _stats(root, cache)
+    assert "results-cache" not in st["seconds"]
+    warm, st = _stats(root, cache)
+    assert warm == cold and "results-cache" in st["seconds"]
+    assert st["functions"] > 0
+    _, st = _stats(root, cache, "--enable", "irq-unsafe-lock")
+    assert "results-cache" not in st["seconds"]
+    victim = root / "seed0" / "vgic.c"
+    victim.write_text(victim.read_text().replace("vgic_lock_rank(v, rank, flags);", ""))
+    changed, st = _stats(root, cache)
+    assert "results-cache" not in st["seconds"]
+    assert changed != cold
 
 
 def test_fingerprints_survive_unrelated_edits(tmp_path: Path) -> None:

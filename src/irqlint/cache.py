@@ -89,6 +89,43 @@ class Cache:
                 pass
             raise
 
+    # -- whole-run results -------------------------------------------------------------------
+    RESULTS_KEPT = 4  # a few configurations (rule sets) of one tree side by side
+
+    def get_results(self, key: str) -> Any:
+        """The findings of an earlier run over exactly the same files, knowledge and rules."""
+        if self.root is None:
+            return None
+        path = os.path.join(self.root, "results", key + ".pkl")
+        try:
+            with open(path, "rb") as f:
+                magic, stored_key, value = pickle.load(f)
+            if magic != MAGIC or stored_key != key:
+                raise ValueError("foreign entry")
+        except FileNotFoundError:
+            return None
+        except Exception:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+            return None
+        os.utime(path)  # most recently used
+        return value
+
+    def put_results(self, key: str, value: Any) -> None:
+        if self.root is None:
+            return
+        d = os.path.join(self.root, "results")
+        self._write(os.path.join(d, key + ".pkl"), (MAGIC, key, value))
+        entries = sorted((os.path.getmtime(os.path.join(d, e)), e) for e in os.listdir(d)
+                         if e.endswith(".pkl"))
+        for _, e in entries[:-self.RESULTS_KEPT]:
+            try:
+                os.unlink(os.path.join(d, e))
+            except OSError:
+                pass
+
     # -- stat index ------------------------------------------------------------------------
     def load_index(self) -> dict[str, tuple[Any, ...]]:
         if self.root is None:

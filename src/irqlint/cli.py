@@ -6,14 +6,15 @@ Exit 0 clean, 1 findings, 2 usage/input.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
 from . import __version__, config, workflow
-from .cache import default_dir
-from .driver import Analysis, Options, analyse, gc_paused
+from .cache import Cache, default_dir
+from .driver import Analysis, Options, analyse, gc_paused, load, prepare
 from .errors import InputError
 from .findings import Finding
 from .output import html as html_out
@@ -125,16 +126,31 @@ def _checked(args: argparse.Namespace) -> tuple[list[Finding], Analysis, set[str
     enabled |= set(args.enable)
     opts.full_facts = any(r.program for r in rules if r.id in enabled)
     t0 = time.perf_counter()
-    a = analyse(args.paths, opts)
+    plan = prepare(args.paths, opts)
+    # nothing changed since a run with the same rules: its findings stand (every input is in
+    # the key: each file's content, the knowledge, the lock wrappers, irqlint's version)
+    rkey = f"{plan.digest}-{'+'.join(sorted(enabled))}"
+    cache = Cache(opts.cache_dir)
+    hit = cache.get_results(hashlib.blake2b(rkey.encode(), digest_size=16).hexdigest())
     t1 = time.perf_counter()
-    findings: list[Finding] = []
-    with gc_paused():  # the program model: millions of long-lived records
-        for rule in rules:
-            if rule.id in enabled:
-                t = time.perf_counter()
-                findings.extend(rule.check(a))
-                a.seconds[f"rule:{rule.id}"] = time.perf_counter() - t
-    findings.sort(key=Finding.sort_key)
+    if hit is not None:
+        files, skipped, findings = hit
+        a = Analysis(files, None, skipped, plan.kb, plan.wrappers, plan.seconds,
+                     cached=len(files))
+        a.seconds["results-cache"] = time.perf_counter() - t1
+    else:
+        a = load(plan, opts)
+        t1 = time.perf_counter()
+        findings = []
+        with gc_paused():  # the program model: millions of long-lived records
+            for rule in rules:
+                if rule.id in enabled:
+                    t = time.perf_counter()
+                    findings.extend(rule.check(a))
+                    a.seconds[f"rule:{rule.id}"] = time.perf_counter() - t
+        findings.sort(key=Finding.sort_key)
+        cache.put_results(hashlib.blake2b(rkey.encode(), digest_size=16).hexdigest(),
+                          (a.files, a.skipped, findings))
     findings = workflow.apply(flt, findings, a, known, enabled)
     a.seconds["rules"] = time.perf_counter() - t1
     a.seconds["total"] = time.perf_counter() - t0

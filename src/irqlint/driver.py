@@ -18,6 +18,7 @@ puts in path order before anything global happens.
 from __future__ import annotations
 
 import gc
+import hashlib
 import multiprocessing
 import os
 import sys
@@ -27,6 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import __version__
 from .cache import Cache, content_hash
 from .errors import InputError
 from .extract import extract_file
@@ -170,7 +172,27 @@ def detect_profile(paths: list[str]) -> str:
     return "linux"
 
 
+@dataclass(slots=True)
+class Plan:
+    """What phase 0 decided: the files to analyse with their cache keys, what was skipped, the
+    knowledge and lock wrappers in force, and a digest of all of it (the whole-tree key)."""
+
+    keys: list[tuple[str, str]]  # (path, cache key), in path order
+    skipped: list[tuple[str, str]]
+    kb: KnowledgeBase
+    wrappers: Wrappers
+    seconds: dict[str, float]
+    jobs: int
+    show: bool
+    digest: str
+
+
 def analyse(paths: list[str], opts: Options) -> Analysis:
+    return load(prepare(paths, opts), opts)
+
+
+def prepare(paths: list[str], opts: Options) -> Plan:
+    """Discover, refuse what cannot be analysed, collect lock wrappers, key every file."""
     t0 = time.perf_counter()
     files = discover(paths, opts.exclude)
     if not files:
@@ -207,7 +229,7 @@ def analyse(paths: list[str], opts: Options) -> Analysis:
     macros: list[MacroDef] = []
     usable: list[tuple[str, str]] = []
     for f in files:
-        path, size, mtime, chash, mdefs, reason = rows[f]
+        _, size, mtime, chash, mdefs, reason = rows[f]
         index[os.path.abspath(f)] = (size, mtime, chash, mdefs, reason)
         if reason is not None:
             if f in explicit:
@@ -220,17 +242,28 @@ def analyse(paths: list[str], opts: Options) -> Analysis:
         raise InputError(f"no analysable C files under {' '.join(paths)} "
                          f"({len(skipped)} skipped: {skipped[0][1]})")
     wrappers = Wrappers.build(macros, set(kb.lock_apis))
+    cache.save_index(index)
+    keys = [(f, cache.key(f, chash, kb.extract_digest, wrappers.digest)) for f, chash in usable]
+    h = hashlib.blake2b(digest_size=16)
+    for part in (__version__, kb.digest, wrappers.digest, *(k for _, k in keys)):
+        h.update(part.encode())
+        h.update(b"\0")
     seconds["read+macros"] = time.perf_counter() - t
+    return Plan(keys, skipped, kb, wrappers, seconds, jobs, show, h.hexdigest())
 
-    # phase 1
+
+def load(plan: Plan, opts: Options) -> Analysis:
+    """Phase 1: every file's facts, from the cache or extracted by the workers."""
+    kb, wrappers, seconds, jobs, show = plan.kb, plan.wrappers, plan.seconds, plan.jobs, plan.show
+    skipped = list(plan.skipped)
+    cache = Cache(opts.cache_dir)
     t = time.perf_counter()
     summaries: dict[str, FileSummary] = {}
     facts: dict[str, FileFacts] = {}
     full = opts.full_facts
     jobs1 = []
     with gc_paused():
-        for f, chash in usable:
-            key = cache.key(f, chash, kb.extract_digest, wrappers.digest)
+        for f, key in plan.keys:
             hit = cache.get(key, full)
             if hit is not None and isinstance(hit[0], FileSummary) and \
                     (not full or isinstance(hit[1], FileFacts)):
@@ -257,8 +290,7 @@ def analyse(paths: list[str], opts: Options) -> Analysis:
         with gc_paused():
             _load_back(jobs1, summaries, facts)
         seconds["facts-load"] = time.perf_counter() - t
-    cache.save_index(index)
-    ordered = [summaries[f] for f, _ in usable if f in summaries]
-    ordered_facts = [facts[f] for f, _ in usable if f in facts] if full else None
+    ordered = [summaries[f] for f, _ in plan.keys if f in summaries]
+    ordered_facts = [facts[f] for f, _ in plan.keys if f in facts] if full else None
     skipped.sort()
     return Analysis(ordered, ordered_facts, skipped, kb, wrappers, seconds, cached)
