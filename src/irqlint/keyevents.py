@@ -133,9 +133,11 @@ def _wanted(spec: dict[str, Any]) -> Callable[[str], bool]:
         leaves = frozenset(spec["releases"]) | frozenset(spec["unpublishes"]) | frozenset(
             spec["setters"])
         pattern = re.compile(spec["wrapper_pattern"])
+        never = re.compile(spec.get("not_wrapper_pattern") or "(?!)")
 
         def got(name: str) -> bool:
-            return name in leaves or pattern.search(name) is not None
+            return name in leaves or (pattern.search(name) is not None
+                                      and never.search(name) is None)
 
         _WANTED[id(spec)] = got
     return got
@@ -253,13 +255,19 @@ def collect(pf: _PendingFunction, ctx: FileContext, assigns: _Buckets, decls: _B
     # (a possible pair), or an event on every path with an early return before it
     cmap = dict(copies)
     roots = [_roots(ev, cmap) for ev in evs]
-    seen: set[str] = set()
-    shared = False
-    for r in roots:
-        shared = shared or not seen.isdisjoint(r)
-        seen |= r
-    exits = [ev.top and _early_exit(ctx.text, body.start_byte, start)
-             for (start, _, _), ev in zip(events, evs, strict=True)]
+    # a pair is a release followed by an unpublish on one root: a known release (kfree) is
+    # never the unpublish, a known unpublish (list_del) never the release, a table store
+    # never the release; a wrapper-named call may turn out to be either
+    releases, unpublishes = frozenset(spec["releases"]), frozenset(spec["unpublishes"]) | \
+        frozenset(spec["setters"])
+    may_release = [ev.kind == "call" and ev.callee not in unpublishes for ev in evs]
+    may_unpublish = [ev.kind != "call" or ev.callee not in releases for ev in evs]
+    shared = any(may_release[i] and may_unpublish[j] and not roots[i].isdisjoint(roots[j])
+                 for i in range(len(evs)) for j in range(len(evs)) if i != j)
+    # "on every path" (ev.sure) only matters to a summary "releases its parameter"
+    exits = [ev.top and may_release[i] and not roots[i].isdisjoint(params)
+             and _early_exit(ctx.text, body.start_byte, start)
+             for i, ((start, _, _), ev) in enumerate(zip(events, evs, strict=True))]
     if (shared or any(exits)) and len(evs) <= MAX_EVENTS:
         evs = _order(pf, ctx, events, nr, _outs(others))
     else:
