@@ -224,16 +224,24 @@ def _init_paths(ls: Locksets, sec: dict[str, Any]) -> None:
         if not init[f] and any(w[0].rsplit("::", 1)[-1] in fields for w in where):
             init[f] = SETUP
     # only called from init paths (a least fixpoint: cycles stay out); a worklist from the
-    # init functions down, so the whole kernel is not swept once per level
+    # init functions down, counting for each callee the callers not yet known to be init, so
+    # that a function with thousands of callers is not re-examined for each of them
+    pending: dict[int, int] = {}
+    low: dict[int, int] = {}
     work = [f for f in range(len(init)) if init[f]]
     while work:
         g = work.pop()
-        for t in prog.succ[g]:
+        for t in prog.succ[g]:  # each init function is popped once: one count per caller
             if init[t] or t in prog.registered or t in prog.stored:
                 continue
-            cs = [init[c] for c, si in prog.callers[t] if prog.sites[c][si].propagates]
-            if cs and all(cs):
-                init[t] = min(cs)
+            left = pending.get(t)
+            if left is None:
+                left = len({c for c, si in prog.callers[t] if prog.sites[c][si].propagates})
+            left -= 1
+            pending[t] = left
+            low[t] = min(low.get(t, init[g]), init[g])
+            if left == 0:
+                init[t] = low[t]
                 work.append(t)
     ls.init = init
 
