@@ -135,9 +135,14 @@ def _wanted(spec: dict[str, Any]) -> Callable[[str], bool]:
         pattern = re.compile(spec["wrapper_pattern"])
         never = re.compile(spec.get("not_wrapper_pattern") or "(?!)")
 
+        memo: dict[str, bool] = {}
+
         def got(name: str) -> bool:
-            return name in leaves or (pattern.search(name) is not None
-                                      and never.search(name) is None)
+            hit = memo.get(name)
+            if hit is None:
+                hit = memo[name] = name in leaves or (pattern.search(name) is not None
+                                                      and never.search(name) is None)
+            return hit
 
         _WANTED[id(spec)] = got
     return got
@@ -153,18 +158,20 @@ def collect(pf: _PendingFunction, ctx: FileContext, assigns: _Buckets, decls: _B
     lock_apis = ctx.kb.lock_apis
     events: list[tuple[int, int, KeyEvent]] = []
     nr: list[tuple[int, int]] = []
-    others: list[Node] = []  # calls that are no event (they may still reassign through &x)
+    # names of calls that are no event (they may still reassign through &x); their call
+    # nodes are only looked up if the path graph is built
+    others: list[Node] = []
     for n, name in pf.names:
+        if name in lock_apis:
+            continue
+        if name not in stores and name not in noreturn and not wanted(name):
+            others.append(n)
+            continue
         call = n.parent
         if call is None:
             continue
         if name in noreturn:
             nr.append((call.start_byte, call.end_byte))
-            continue
-        if name in lock_apis:
-            continue
-        if name not in stores and not wanted(name):
-            others.append(call)
             continue
         args_node = call.child_by_field_name("arguments")
         argv = _args(args_node)
@@ -180,7 +187,7 @@ def collect(pf: _PendingFunction, ctx: FileContext, assigns: _Buckets, decls: _B
                               _top(call, body))
                 events.append((call.start_byte, call.end_byte, ev))
             continue
-        others.append(call)
+        others.append(n)
         if not any(_KEYLIKE.match(a) for a in argv):
             continue
         events.append((call.start_byte, call.end_byte,
@@ -285,10 +292,13 @@ def _early_exit(text: bytes, start: int, end: int) -> bool:
     return _EXIT.search(text, start, end) is not None
 
 
-def _outs(calls: list[Node]) -> list[tuple[int, int, frozenset[str]]]:
+def _outs(names: list[Node]) -> list[tuple[int, int, frozenset[str]]]:
     """f(&x), f(&x[i]): x may hold something else after the call."""
     out = []
-    for call in calls:
+    for n in names:
+        call = n.parent
+        if call is None:
+            continue
         args = call.child_by_field_name("arguments")
         if args is None or b"&" not in (args.text or b""):
             continue
