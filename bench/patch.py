@@ -15,6 +15,7 @@ import argparse
 import difflib
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -48,6 +49,8 @@ def main() -> None:
     ap.add_argument("--jobs", default="2")
     ap.add_argument("--cache-dir", default=None, help="reuse a warm cache (default: a new one)")
     args = ap.parse_args()
+    # a kill still restores the tree (the finally below)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     tree = ensure_tree(args.tree)
     work = tempfile.mkdtemp(prefix="irqlint-patch-")
     cache = args.cache_dir or os.path.join(work, "cache")

@@ -109,3 +109,23 @@ def test_sleep_below_a_dropped_lock_is_silent_but_not_when_kept(tmp_path: Path) 
     doc = check_json(tmp_path)
     hits = [(f["rule"], f["function"]) for f in doc["findings"]]
     assert ("sleep-in-atomic", "hub_read_cfg") in hits
+
+
+def test_a_driver_call_resolves_to_the_generic_body_not_an_arch_override(tmp_path: Path) -> None:
+    """A name defined in init/ and overridden in arch/s390/: a driver's call means the generic
+    body (which does not sleep), not one architecture's (which does)."""
+    (tmp_path / "init").mkdir()
+    (tmp_path / "arch" / "s390" / "kernel").mkdir(parents=True)
+    (tmp_path / "drivers" / "cpufreq").mkdir(parents=True)
+    (tmp_path / "init" / "calibrate.c").write_text(
+        "unsigned long lpj;\nvoid calibrate_delay(void)\n{\n\tlpj = 1;\n}\n")
+    (tmp_path / "arch" / "s390" / "kernel" / "sysinfo.c").write_text(
+        "void calibrate_delay(void)\n{\n\tmsleep(10);\n}\n")
+    drv = tmp_path / "drivers" / "cpufreq" / "speed.c"
+    drv.write_text("static DEFINE_SPINLOCK(speed_lock);\n"
+                   "void set_speed(void)\n{\n\tspin_lock(&speed_lock);\n"
+                   "\tcalibrate_delay();\n\tspin_unlock(&speed_lock);\n}\n")
+    assert check_json(tmp_path)["findings"] == []
+    (tmp_path / "init" / "calibrate.c").unlink()  # only the override left: it is the body
+    doc = check_json(tmp_path)
+    assert [(f["rule"], f["line"]) for f in doc["findings"]] == [("sleep-in-atomic", 5)]

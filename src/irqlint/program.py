@@ -332,6 +332,11 @@ class _Resolver:
                      if visible(self.funcs[c].file, path)] or self.global_.get(name) or []
             cands = [c for c in cands if same_build(self.funcs[c].file, path)
                      and not sibling_driver(self.funcs[c].file, path)]
+            if len(cands) > 1 and not _place(path).arch:
+                # outside arch/, a generic definition stands for the name: which
+                # architecture's override would be linked in is the build's business
+                generic = [c for c in cands if not _place(self.funcs[c].file).arch]
+                cands = generic or cands
             got = cache[name] = self._nearest(cands, path) if len(cands) > 1 else tuple(cands)
         return got
 
