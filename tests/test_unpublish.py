@@ -104,3 +104,25 @@ def test_bad_kb_entry_is_one_line_error(tmp_path: Path) -> None:
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("irqlint: error: knowledge base entry")
     assert "my_free" in lines[0]
+
+
+def test_key_facts_are_extracted_only_for_the_rules_that_read_them(tmp_path: Path) -> None:
+    """The default rules do not pay for key events or write locksets; enabling a rule that
+    reads them re-extracts (another cache key) rather than trusting facts without them."""
+    from irqlint.driver import Options, analyse
+    from irqlint.extract import FAMILIES
+    from irqlint.ir import Sharing
+
+    seed = EXAMPLES / "seed000_unpublish" / "evtchn_close.c"
+    lean = analyse([str(seed)], Options(jobs=1, cache_dir=None, full_facts=True,
+                                        progress=False))
+    assert lean.facts is not None and lean.facts[0].key_facts == []
+    assert all(fn.sharing == Sharing() for fn in lean.facts[0].functions)
+    rich = analyse([str(seed)], Options(jobs=1, cache_dir=None, full_facts=True,
+                                        progress=False, families=FAMILIES))
+    assert rich.facts is not None and rich.facts[0].key_facts
+    cache = str(tmp_path / "cache")
+    r = run_cli("check", str(seed), "--format", "json", "--cache-dir", cache)
+    assert _mine(json.loads(r.stdout)) == []
+    r = run_cli("check", str(seed), "--format", "json", "--cache-dir", cache, *ON)
+    assert sorted(f["line"] for f in _mine(json.loads(r.stdout))) == [66, 83]

@@ -125,6 +125,7 @@ def _checked(args: argparse.Namespace) -> tuple[list[Finding], Analysis, set[str
     enabled -= set(cfg.disable) | set(args.disable)
     enabled |= set(args.enable)
     opts.full_facts = any(r.program for r in rules if r.id in enabled)
+    opts.families = frozenset().union(*(r.facts for r in rules if r.id in enabled))
     t0 = time.perf_counter()
     plan = prepare(args.paths, opts)
     # nothing changed since a run with the same rules: its findings stand (every input is in

@@ -49,6 +49,7 @@ class Options:
     kb_extra: dict[str, Any] = field(default_factory=dict)
     progress: bool = True
     full_facts: bool = False  # load every file's full facts (rules that need more than summaries)
+    families: frozenset[str] = frozenset()  # optional fact families the enabled rules read
 
 
 @dataclass(slots=True)
@@ -84,8 +85,9 @@ def gc_paused() -> Iterator[None]:
 _W: dict[str, Any] = {}
 
 
-def _init_worker(kb: KnowledgeBase, wrappers: Wrappers | None, max_size: int) -> None:
-    _W["kb"], _W["wrappers"], _W["max"] = kb, wrappers, max_size
+def _init_worker(kb: KnowledgeBase, wrappers: Wrappers | None, max_size: int,
+                 families: frozenset[str] = frozenset()) -> None:
+    _W["kb"], _W["wrappers"], _W["max"], _W["families"] = kb, wrappers, max_size, families
 
 
 def _phase0(path: str) -> tuple[str, int, int, str, list[MacroDef], str | None]:
@@ -107,7 +109,7 @@ def _phase1(job: tuple[str, str, str | None, bool]
     try:
         with open(path, "rb") as f:
             data = f.read()
-        facts = extract_file(path, data, _W["kb"], _W["wrappers"])
+        facts = extract_file(path, data, _W["kb"], _W["wrappers"], _W["families"])
     except RecursionError:
         return path, "too deeply nested for the parser", None
     except Exception as exc:  # one bad file must not end a whole-tree run ...
@@ -243,7 +245,9 @@ def prepare(paths: list[str], opts: Options) -> Plan:
                          f"({len(skipped)} skipped: {skipped[0][1]})")
     wrappers = Wrappers.build(macros, set(kb.lock_apis))
     cache.save_index(index)
-    keys = [(f, cache.key(f, chash, kb.extract_digest, wrappers.digest)) for f, chash in usable]
+    fams = ",".join(sorted(opts.families))
+    keys = [(f, cache.key(f, chash, kb.extract_digest, wrappers.digest, fams))
+            for f, chash in usable]
     h = hashlib.blake2b(digest_size=16)
     for part in (__version__, kb.digest, wrappers.digest, *(k for _, k in keys)):
         h.update(part.encode())
@@ -276,7 +280,8 @@ def load(plan: Plan, opts: Options) -> Analysis:
     cached = len(summaries)
     t = time.perf_counter()
     with Progress("analysing", len(jobs1), show) as prog:
-        for path, res, ff in _map(_phase1, jobs1, jobs, (kb, wrappers, opts.max_file_size), prog):
+        init = (kb, wrappers, opts.max_file_size, opts.families)
+        for path, res, ff in _map(_phase1, jobs1, jobs, init, prog):
             if isinstance(res, str):
                 skipped.append((path, res))
             else:
@@ -286,7 +291,7 @@ def load(plan: Plan, opts: Options) -> Analysis:
     seconds["extract"] = time.perf_counter() - t
     if full:
         t = time.perf_counter()
-        _init_worker(kb, wrappers, opts.max_file_size)
+        _init_worker(kb, wrappers, opts.max_file_size, opts.families)
         with gc_paused():
             _load_back(jobs1, summaries, facts)
         seconds["facts-load"] = time.perf_counter() - t

@@ -26,6 +26,7 @@ from .ir import (
     LockEffect,
     LockOp,
     Registration,
+    Sharing,
     WriteLocks,
 )
 from .kb import KnowledgeBase
@@ -62,6 +63,7 @@ class FileContext:
     summaries: dict[str, tuple[tuple[str, ...], LockEffect]] = field(default_factory=dict)
     source: bytes = b""  # the file as read (section annotations the normalizer blanked)
     initcalls: frozenset[str] | None = None  # module_init(f) & co. (``sharing``), on demand
+    families: frozenset[str] = frozenset()  # optional fact families to extract (FAMILIES)
 
 
 def _text(n: Node) -> str:
@@ -195,7 +197,14 @@ def _write_target(lhs: str, env: dict[str, str], ctx: FileContext) -> str:
     return lock_class(normalise(lhs), env, ctx.globals_, ctx.structs, ctx.path)
 
 
-def extract_file(path: str, source: bytes, kb: KnowledgeBase, wrappers: Wrappers) -> FileFacts:
+# Facts only some default-off rules read, extracted when one of them is enabled (a rule names
+# them in its registry entry; the cache key carries the set): "keys", the key events of
+# unpublish-after-free; "sharing", the write locksets of inconsistent-locking.
+FAMILIES = frozenset({"keys", "sharing"})
+
+
+def extract_file(path: str, source: bytes, kb: KnowledgeBase, wrappers: Wrappers,
+                 families: frozenset[str] = FAMILIES) -> FileFacts:
     t0 = time.perf_counter()
     norm = normalize(source, kb)
     facts = FileFacts(path)
@@ -211,7 +220,7 @@ def extract_file(path: str, source: bytes, kb: KnowledgeBase, wrappers: Wrappers
             norm = Normalized(alt, norm.annotations, norm.guard_loops, norm.loops)
     t2 = time.perf_counter()
     ctx = FileContext(path, kb, wrappers, norm.text, norm, keep_args=_keep_args(kb, wrappers),
-                      source=source)
+                      source=source, families=families)
     root = tree.root_node
     cap = captures("facts", root)
     _collect_globals(root, ctx)
@@ -272,9 +281,10 @@ def extract_file(path: str, source: bytes, kb: KnowledgeBase, wrappers: Wrappers
 
     for pf in _callee_first(pending):
         facts.functions.append(_finish_function(pf, ctx, assigns))
-        kf = keyevents.collect(pf, ctx, assigns, decls)
-        if kf is not None:
-            facts.key_facts.append(kf)
+        if "keys" in families:
+            kf = keyevents.collect(pf, ctx, assigns, decls)
+            if kf is not None:
+                facts.key_facts.append(kf)
     t4 = time.perf_counter()
     facts.seconds = {"normalize+parse": t1 - t0, "reparse": t2 - t1, "queries": t3 - t2,
                      "functions": t4 - t3}
@@ -445,7 +455,9 @@ def _finish_function(pf: _PendingFunction, ctx: FileContext, assigns: _Buckets) 
     reads = sorted({m.decode() for m in _FIELD_READ.findall(ctx.text, body.start_byte,
                                                               body.end_byte)})
 
-    sharing.shared_writes(pf, ctx, written, pf.decls)
+    share = "sharing" in ctx.families
+    if share:
+        sharing.shared_writes(pf, ctx, written, pf.decls)
     lock_ops, diags, effect, held = lockstate.analyse(pf, ctx)
     params = tuple(p for p, _ in pf.params)
     prev = ctx.summaries.get(pf.name)
@@ -462,7 +474,7 @@ def _finish_function(pf: _PendingFunction, ctx: FileContext, assigns: _Buckets) 
         registrations=tuple(regs), effect=effect, diagnostics=tuple(diags), error_hint=hint,
         held=held, irqs_off=bool(ctx.kb.irqs_off_re.search(ctx.text, body.start_byte,
                                                           body.end_byte)),
-        sharing=sharing.facts(pf, ctx, ctx.source),
+        sharing=sharing.facts(pf, ctx, ctx.source) if share else Sharing(),
     )
 
 

@@ -71,7 +71,7 @@ def _ranges(a: Analysis) -> Callable[[str], suppress.Ranges]:
             if path not in index:  # only summaries were loaded: extract this one file again
                 with open(path, "rb") as f:
                     data = f.read()
-                fns = extract_file(path, data, a.kb, a.wrappers).functions
+                fns = extract_file(path, data, a.kb, a.wrappers, frozenset()).functions
                 index[path] = [(fn.name, fn.line, fn.end_line) for fn in fns]
         return index[path]
 

@@ -21,6 +21,7 @@ class Rule:
     doc: str  # What it does / Why is this bad? / Example / Use instead / Known false positives
     check: Callable[[Analysis], Iterable[Finding]]
     program: bool = False  # reads the whole-program model (every file's full facts)
+    facts: frozenset[str] = frozenset()  # optional fact families it reads (extract.FAMILIES)
 
 
 REGISTRY: dict[str, Rule] = {}

@@ -264,6 +264,6 @@ register(
         "and without it on others",
         DOC,
         check,
-        program=True,
+        program=True, facts=frozenset({"sharing"}),
     )
 )

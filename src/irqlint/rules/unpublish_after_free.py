@@ -162,4 +162,4 @@ def _finding(prog: Program, f: int, rel: KeyEvent, unp: KeyEvent,
 register(Rule(RULE, "warning", False,
               "an ID or object released (to an allocator, hypervisor, free list) before its "
               "lookup mapping is cleared, so a concurrent allocation can reuse it and then lose "
-              "its mapping", DOC, check, program=True))
+              "its mapping", DOC, check, program=True, facts=frozenset({"keys"})))
