@@ -61,6 +61,11 @@ pointers re-pointed by assignment, loop cursors or `f(&p)`, IRQ/BH sections open
 paired callback such as `.pre_reset`, or returning holding with a non-error value: the bug
 shape it reports is an error return or a void return that forgot the unlock), on functions
 the grammar choked on, and on functions whose state space it had to cut short.
+Measured on the whole Linux 6.12 tree: 49 findings, of 20 sampled 6 real, 14 false: a
+caller's lock dropped by a callee and taken again (3), IRQ state in entry code (3, among
+them hard_irq_disable(), now no lock), a helper that takes a lock for its caller released by
+a __cleanup destructor (2), callees that always return 0 (2), one lock named two ways
+through aliases (2), a failed trylock branch (1), a loop that always runs once (1).
 
 ## References
 Linux Documentation/locking/lockdep-design.rst; smatch check_locking.c ("inconsistent returns").

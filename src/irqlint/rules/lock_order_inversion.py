@@ -49,6 +49,11 @@ on purpose (parent and child) look like A -> A and are ignored, but two classes 
 invariant the code keeps elsewhere (the locks are never both contended) still show up.
 Acquisitions annotated for lockdep (`*_nested`) and trylocks create no edge. Paths are
 per-function: a callee's lock is assumed reachable whenever the callee is called.
+Measured on the whole Linux 6.12 tree: 99 findings, of 20 sampled 7 real, 1 plausible, 12
+false: two instances of one class, several with per-instance lockdep_set_class() keys (4),
+a lock released before the call or inside the callee (3), correlated conditions or constant
+arguments (3), an indirect call resolved to a target that is never installed there (1), a
+freshly allocated object not yet shared (1).
 
 ## References
 Documentation/locking/lockdep-design.rst; DLOS (Cai et al.) for cross-function cycles.

@@ -51,6 +51,12 @@ Confidence: medium. Sleeps guarded by a runtime test of the context (`if (!in_at
 per function, not per path of the callee), and function pointers resolved by field name (those
 are not followed for sleeping). The list of sleeping functions is in the knowledge base
 (kb/sleep.json); a project config can add to it.
+Measured on the whole Linux 6.12 tree: 709 findings, of 20 sampled 8 real, 1 plausible,
+11 false: sg_miter_* on an SG_MITER_ATOMIC iterator (3, now known not to sleep), a callee
+that drops the lock around its blocking allocation (maple tree mas_nomem: 2), a constant
+argument or flag that rules the path out (3), an arch override taken for a generic call (1,
+fixed), early boot with IRQs off (1), a runtime-PM get on an active device (1). 665 findings
+after the fixes.
 
 ## References
 Documentation/locking/locktypes.rst; might_sleep(); DSAC (Bai et al., "Effective Detection of

@@ -48,6 +48,11 @@ Wait before taking the lock (disable_irq() first, then lock), or use the non-wai
 Confidence: medium when matched by object, low when matched by file (the finding says
 which): a driver with several interrupts may wait for one whose handler does not take the
 lock. Locks are compared by class (struct type and field), not instance.
+Measured on the whole Linux 6.12 tree: 111 findings, of 20 sampled 7 real, 3 plausible, 10
+false: a constant argument or a flag the caller set that rules the wait out (3), two
+instances of one lock class (3), a waiter that is itself a work item on the same ordered
+workqueue (2), a lock the callee drops around the wait (1), an error path whose timer was
+never armed (1).
 
 ## References
 Documentation/core-api/genericirq.rst (disable_irq waits for running handlers);
