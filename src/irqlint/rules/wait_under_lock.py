@@ -59,25 +59,42 @@ Documentation/core-api/genericirq.rst (disable_irq waits for running handlers);
 Linux commit "xen/evtchn: avoid deadlock in evtchn_unbind_from_user" shape.
 """
 
-_HOPS = re.compile(r"(?:->|\.)([A-Za-z_]\w*)")
+_HOPS = re.compile(r"(?:->|\.)([A-Za-z_]\w*(?:@\w+)?)")
 _ROOT = re.compile(r"[&*(\s]*([A-Za-z_]\w*)")
+
+
+_CONST_INDEX = re.compile(r"\[\s*(\d+|[A-Z][A-Z0-9_]*)\s*\]")
 
 
 def _path(expr: str) -> tuple[str, ...]:
     """The field path of what is waited for: `&d->priv.reset_work` -> ("priv", "reset_work");
-    a plain name (`irq`, a parameter) has no path."""
-    e = re.sub(r"\[[^\]]*\]", "", expr.replace(" ", ""))
+    a plain name (`irq`, a parameter) has no path.  A constant index stays with its field
+    (`np->msi_x_entry[NV_MSIX_TX].vector` -> ("msi_x_entry[NV_MSIX_TX]", "vector")); any
+    other index is dropped and matches every element."""
+    e = _CONST_INDEX.sub(lambda m: "@" + m.group(1), expr.replace(" ", ""))
+    e = re.sub(r"\[[^\]]*\]", "", e)
     m = _ROOT.match(e)
     if not m:
         return ()
-    return tuple(_HOPS.findall(e, m.end()))
+    return tuple(h.replace("@", "[", 1) + "]" if "@" in h else h
+                 for h in _HOPS.findall(e, m.end()))
+
+
+def _hop_matches(x: str, y: str) -> bool:
+    """Two components of field paths name the same field, and, when both index it with a
+    constant, the same element."""
+    if x == y:
+        return True
+    fx, _, ix = x.partition("[")
+    fy, _, iy = y.partition("[")
+    return fx == fy and not (ix and iy)
 
 
 def _same_object(a: tuple[str, ...], b: tuple[str, ...], generic: frozenset[str]) -> bool:
     """One field path is a suffix of the other (`dev->priv->work` and `priv->work`); a
     generic last name (`->work`, knowledge base) needs one more matching component."""
     n = min(len(a), len(b))
-    if n == 0 or a[-n:] != b[-n:]:
+    if n == 0 or not all(_hop_matches(x, y) for x, y in zip(a[-n:], b[-n:], strict=True)):
         return False
     return a[-1] not in generic or n > 1
 
