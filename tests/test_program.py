@@ -129,3 +129,47 @@ def test_a_driver_call_resolves_to_the_generic_body_not_an_arch_override(tmp_pat
     (tmp_path / "init" / "calibrate.c").unlink()  # only the override left: it is the body
     doc = check_json(tmp_path)
     assert [(f["rule"], f["line"]) for f in doc["findings"]] == [("sleep-in-atomic", 5)]
+
+
+_RINGS = """#include <linux/spinlock.h>
+struct ring { spinlock_t lock; int head; };
+struct hub { spinlock_t lock; struct ring rx, tx; };
+static struct lock_class_key ring_keys[2];
+
+void hub_init(struct hub *h)
+{
+	spin_lock_init(&h->rx.lock);
+	spin_lock_init(&h->tx.lock);
+	KEYS
+}
+
+void hub_rx(struct hub *h, struct ring *r)
+{
+	spin_lock(&h->lock);
+	spin_lock(&r->lock);
+	r->head++;
+	spin_unlock(&r->lock);
+	spin_unlock(&h->lock);
+}
+
+void ring_tx(struct hub *h, struct ring *r)
+{
+	spin_lock(&r->lock);
+	spin_lock(&h->lock);
+	r->head--;
+	spin_unlock(&h->lock);
+	spin_unlock(&r->lock);
+}
+"""
+
+
+def test_a_lock_class_with_lockdep_keys_of_its_own_is_not_one_lock(tmp_path: Path) -> None:
+    """ring::lock ordered both ways against hub::lock is an inversion, unless the tree gives
+    ring locks per-instance lockdep keys: then which ring is which is not in the classes."""
+    (tmp_path / "hub.c").write_text(_RINGS.replace("KEYS", ""))
+    doc = check_json(tmp_path)
+    assert [(f["rule"], sorted(f["locks"])) for f in doc["findings"]] == [
+        ("lock-order-inversion", ["hub::lock", "ring::lock"])]
+    (tmp_path / "hub.c").write_text(_RINGS.replace(
+        "KEYS", "lockdep_set_class(&h->rx.lock, &ring_keys[0]);"))
+    assert check_json(tmp_path)["findings"] == []

@@ -301,7 +301,7 @@ def _keep_args(kb: KnowledgeBase, wrappers: Wrappers) -> frozenset[str]:
     if k not in _KEEP_CACHE:
         _KEEP_CACHE[k] = frozenset(kb.lock_apis) | frozenset(kb.registrations) | frozenset(
             wrappers.defs) | frozenset(kb.section("sleep")["gfp_allocators"]) | frozenset(
-            kb.section("waits")["waits"])
+            kb.section("waits")["waits"]) | kb.names("lockdep_keys")
     return _KEEP_CACHE[k]
 
 
@@ -405,6 +405,8 @@ def _finish_function(pf: _PendingFunction, ctx: FileContext, assigns: _Buckets) 
     regs: list[Registration] = []
     text = ctx.text
     gfp_params = frozenset(p for p, t in pf.params if p and "gfp" in t)
+    keyers = kb.names("lockdep_keys")
+    keyed: set[str] = set()
     for n, name in pf.names:
         sp = n.start_point
         args = n.parent.child_by_field_name("arguments") if n.parent is not None else None
@@ -416,6 +418,9 @@ def _finish_function(pf: _PendingFunction, ctx: FileContext, assigns: _Buckets) 
             argv = tuple(" ".join(_text(a).split()) for a in args.named_children
                          if a.type != "comment") if args is not None else ()
             calls.append(Call(name, "", sp[0] + 1, sp[1] + 1, argv))
+            if name in keyers and argv:
+                keyed.add(lock_class(normalise(argv[0]), pf.env, ctx.globals_, ctx.structs,
+                                     ctx.path))
             for spec in kb.registrations.get(name, ()):
                 if spec["arg"] < len(argv):
                     target = argv[spec["arg"]].lstrip("&").strip("() ")
@@ -475,6 +480,7 @@ def _finish_function(pf: _PendingFunction, ctx: FileContext, assigns: _Buckets) 
         held=held, irqs_off=bool(ctx.kb.irqs_off_re.search(ctx.text, body.start_byte,
                                                           body.end_byte)),
         sharing=sharing.facts(pf, ctx, ctx.source) if share else Sharing(),
+        keyed=tuple(sorted(keyed)),
     )
 
 

@@ -140,6 +140,9 @@ class Function(NamedTuple):
     held: tuple[tuple[int, int, tuple[tuple[str, str, int], ...]], ...] = ()
     irqs_off: bool = False  # asserts that IRQs are off on entry (lockdep_assert_irqs_disabled)
     sharing: Sharing = Sharing()
+    # lock classes this function gives a lockdep key of their own (lockdep_set_class()):
+    # the kernel tells their instances apart, a class per struct field cannot
+    keyed: tuple[str, ...] = ()
 
 
 class KeyEvent(NamedTuple):

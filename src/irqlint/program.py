@@ -138,6 +138,9 @@ class Program:
     context: dict[int, str] = field(default_factory=dict)  # callback -> hardirq/softirq/process
     framework: dict[int, tuple[str, str, str]] = field(default_factory=dict)  # id->(cls,kind,why)
     irqs_off_entry: set[int] = field(default_factory=set)
+    # lock classes the tree gives per-instance lockdep keys (lockdep_set_class()): which
+    # instance is which is the kernel's business, not a class per struct field's
+    keyed: frozenset[str] = frozenset()
     # knowledge, read once
     gfp: _Gfp = field(init=False)
     sleepers: frozenset[str] = frozenset()
@@ -445,10 +448,29 @@ def build(facts: list[FileFacts], kb: KnowledgeBase) -> Program:
                     Reg(rg.role, -1, ff.path, rg.line, rg.api, rg.args)
                 )
 
+    prog.keyed = frozenset(x for fn in funcs for c in fn.keyed if identified(c)
+                           for x in _nested_classes(c, structs))
     _contexts(prog)
     _summaries(prog)
     _irqs_off_entry(prog)
     return prog
+
+
+def _nested_classes(cls: str, structs: dict[str, dict[str, str]]) -> set[str]:
+    """A class and the classes of the same lock seen from the structs it is embedded in:
+    `hub::rx.lock` is also `ring::lock` when hub.rx is a struct ring."""
+    out = {cls}
+    t, sep, rest = cls.partition("::")
+    if not sep:
+        return out
+    hops = [h.group(2) for h in _HOP.finditer("." + rest)]
+    for i, h in enumerate(hops[:-1]):
+        nxt = structs.get(t, {}).get(h)
+        if nxt is None:
+            break
+        t = nxt
+        out.add(f"{t}::{'.'.join(hops[i + 1:])}")
+    return out
 
 
 def _contexts(prog: Program) -> None:

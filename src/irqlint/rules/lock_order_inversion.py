@@ -218,6 +218,8 @@ def check(analysis: Analysis) -> Iterator[Finding]:
         touching.setdefault(a, []).append((a, b))
         touching.setdefault(b, []).append((a, b))
     for cyc in _cycles(edges):
+        if not prog.keyed.isdisjoint(cyc):
+            continue  # instances with lockdep keys of their own: not one lock
         pairs = [(cyc[i], cyc[(i + 1) % len(cyc)]) for i in range(len(cyc))]
         near = prog.funcs[edges[pairs[0]].fid].file
         chosen = {p: _nearest(prog, edges[p], alts.get(p, []), near) for p in pairs}
