@@ -130,9 +130,10 @@ def _checked(args: argparse.Namespace) -> tuple[list[Finding], Analysis, set[str
     plan = prepare(args.paths, opts)
     # nothing changed since a run with the same rules: its findings stand (every input is in
     # the key: each file's content, the knowledge, the lock wrappers, irqlint's version)
-    rkey = f"{plan.digest}-{'+'.join(sorted(enabled))}"
+    rkey = hashlib.blake2b(f"{plan.digest}-{'+'.join(sorted(enabled))}".encode(),
+                           digest_size=16).hexdigest()
     cache = Cache(opts.cache_dir)
-    hit = cache.get_results(hashlib.blake2b(rkey.encode(), digest_size=16).hexdigest())
+    hit = cache.get_results(rkey)
     t1 = time.perf_counter()
     if hit is not None:
         files, skipped, findings = hit
@@ -150,8 +151,7 @@ def _checked(args: argparse.Namespace) -> tuple[list[Finding], Analysis, set[str
                     findings.extend(rule.check(a))
                     a.seconds[f"rule:{rule.id}"] = time.perf_counter() - t
         findings.sort(key=Finding.sort_key)
-        cache.put_results(hashlib.blake2b(rkey.encode(), digest_size=16).hexdigest(),
-                          (a.files, a.skipped, findings))
+        cache.put_results(rkey, (a.files, a.skipped, findings))
     findings = workflow.apply(flt, findings, a, known, enabled)
     a.seconds["rules"] = time.perf_counter() - t1
     a.seconds["total"] = time.perf_counter() - t0
