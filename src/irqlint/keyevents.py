@@ -389,15 +389,28 @@ def _order(pf: _PendingFunction, ctx: FileContext, events: list[tuple[int, int, 
             # later events only: around a loop's back edge the key is nearly always the next
             # element's (xa_for_each's cursor is not its first argument, a retry goto re-reads)
             after = _reach(cfg.events, cfg.succ, where[i], kill) & ~((2 << i) - 1)
-            sure = ev.top and _unavoidable(cfg.succ, where[i][0])
+            sure = ev.top and _unavoidable(cfg.succ, where[i][0], _validity(ctx))
         out.append(ev._replace(after=after, sure=sure))
     return out
 
 
-_VALIDITY = re.compile(r"NULL|IS_ERR|VALID|^!?\s*[A-Za-z_]\w*(?:(?:->|\.)[A-Za-z_]\w*)*$")
+_PLAIN_TEST = r"^!?\s*[A-Za-z_]\w*(?:(?:->|\.)[A-Za-z_]\w*)*$"  # `if (!p)`, `if (d->port)`
 
 
-def _unavoidable(succ: list[list[tuple[int, Any]]], node: int) -> bool:
+_VALIDITY: dict[int, re.Pattern[str]] = {}
+
+
+def _validity(ctx: FileContext) -> re.Pattern[str]:
+    """A validity test of a key (knowledge base), or a plain truth test of a variable."""
+    spec = ctx.kb.section("unpublish")
+    got = _VALIDITY.get(id(spec))
+    if got is None:
+        got = _VALIDITY[id(spec)] = re.compile(f"{spec['validity_pattern']}|{_PLAIN_TEST}")
+    return got
+
+
+def _unavoidable(succ: list[list[tuple[int, Any]]], node: int,
+                 validity: re.Pattern[str]) -> bool:
     """No path from the entry to the exit avoids `node`, leaving aside the paths that turn at
     a validity test (`if (!p) return;`, IS_ERR(), VALID_EVTCHN()) or a build option.  A
     refcount test (`if (!refcount_dec_and_test(&d->ref)) return;`) is a real way round."""
@@ -412,7 +425,7 @@ def _unavoidable(succ: list[list[tuple[int, Any]]], node: int) -> bool:
                 return False
             if cond is not None:
                 key = cond[0]
-                if key[0] in ("V", "P") or (key[0] == "C" and _VALIDITY.search(key[1])):
+                if key[0] in ("V", "P") or (key[0] == "C" and validity.search(key[1])):
                     continue
             if m not in seen:
                 seen.add(m)
