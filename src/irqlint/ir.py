@@ -11,6 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+# lock kinds that are states, not locks (IRQs, BHs, preemption, RCU read side, migration):
+# they order nothing and protect no write
+NOT_LOCKS = frozenset({"irq", "bh", "preempt", "rcu", "srcu", "migrate"})
+
 
 class Step(NamedTuple):
     """One step of a witness chain."""

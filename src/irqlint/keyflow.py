@@ -25,12 +25,11 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from .ir import FileFacts, KeyFacts, Step
+from .keyevents import _MACRO1, _SIMPLE  # the key expressions extraction recorded
 from .program import MAX_DEPTH, Program, Site, _sccs
 
-_SIMPLE = re.compile(r"^&?[A-Za-z_]\w*(?:(?:->|\.)[A-Za-z_]\w*|\[[^\[\]]*\])*$")
 _CAST = re.compile(r"^\(\s*(?:(?:const|volatile|struct|union|unsigned|signed)\s+)*"
                    r"[A-Za-z_]\w*\s*\**\s*\)\s*")
-_MACRO1 = re.compile(r"^[A-Z_][A-Z0-9_]*\(([^(),]*)\)$")
 _ROOT = re.compile(r"^([A-Za-z_]\w*)((?:(?:->|\.)[A-Za-z_]\w*)*)$")
 _PREFIX = re.compile(r"(?=->|\.|\[)")
 

@@ -30,7 +30,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from .ir import Call, FileFacts, Function, LockOp, Step
+from .ir import NOT_LOCKS, Call, FileFacts, Function, LockOp, Step
 from .kb import KnowledgeBase
 
 FIELD_FALLBACK_MAX = 4  # a bare field name resolves only if it names at most this many functions
@@ -43,7 +43,6 @@ MAX_DEPTH = 4
 TYPED_SLEEP_MAX = 2  # a sleep is charged through an ops field of at most this many functions
 TYPED_MAX = 4  # other summaries through an ops field of at most this many functions
 # CPU states and read-side sections: no lock object another CPU could be waiting on
-NOT_LOCKS = frozenset({"irq", "bh", "preempt", "rcu", "srcu", "migrate"})
 _IDENT = re.compile(r"[A-Za-z_]\w*$")
 _HOP = re.compile(r"(->|\.)([A-Za-z_]\w*)")
 
@@ -232,7 +231,7 @@ class _Place(NamedTuple):
 
 
 @functools.cache
-def _place(path: str) -> _Place:
+def place(path: str) -> _Place:
     m, w = _ARCH.search(path), _WIDTH.search(path)
     d = os.path.dirname(path)
     return _Place(m.group(1) if m else "", w.group(1) if w else "", d, tuple(d.split("/")))
@@ -240,13 +239,13 @@ def _place(path: str) -> _Place:
 
 def arch_of(path: str) -> str:
     """`arch/x86/kernel/irq.c` -> "x86"; "" outside arch/."""
-    return _place(path).arch
+    return place(path).arch
 
 
 def same_build(a: str, b: str) -> bool:
     """Two files that can be linked into one kernel: not in two different arch/ trees, not
     a `_32.c` and a `_64.c` file."""
-    x, y = _place(a), _place(b)
+    x, y = place(a), place(b)
     if x.arch and y.arch and x.arch != y.arch:
         return False
     return not (x.width and y.width and x.width != y.width)
@@ -268,7 +267,7 @@ def sibling_driver(cand: str, path: str) -> bool:
     """Two drivers side by side under one vendor directory (drivers/net/wireless/mediatek/
     mt76/mt7603 and .../mediatek/mt7601u): a name one defines is, for the other, usually a
     macro of its own with the same name (mt76_poll), not a call into its neighbour."""
-    return _sibling_dirs(_place(cand).parts, _place(path).parts)
+    return _sibling_dirs(place(cand).parts, place(path).parts)
 
 
 def visible(header: str, path: str) -> bool:
@@ -276,13 +275,13 @@ def visible(header: str, path: str) -> bool:
     directory or one above it (a driver's private header is not another driver's)."""
     if "/include/" in header or header.startswith("include/"):
         return True
-    d = _place(header).dir
+    d = place(header).dir
     return path.startswith(d + "/") or not d
 
 
-def _common(a: str, b: str) -> int:
+def common_dirs(a: str, b: str) -> int:
     """How many leading directory components two paths share."""
-    x, y = _place(a).parts, _place(b).parts
+    x, y = place(a).parts, place(b).parts
     n = 0
     for p, q in zip(x, y, strict=False):
         if p != q:
@@ -335,20 +334,20 @@ class _Resolver:
                      if visible(self.funcs[c].file, path)] or self.global_.get(name) or []
             cands = [c for c in cands if same_build(self.funcs[c].file, path)
                      and not sibling_driver(self.funcs[c].file, path)]
-            if len(cands) > 1 and not _place(path).arch:
+            if len(cands) > 1 and not place(path).arch:
                 # outside arch/, a generic definition stands for the name: which
                 # architecture's override would be linked in is the build's business
-                generic = [c for c in cands if not _place(self.funcs[c].file).arch]
+                generic = [c for c in cands if not place(self.funcs[c].file).arch]
                 cands = generic or cands
             got = cache[name] = self._nearest(cands, path) if len(cands) > 1 else tuple(cands)
         return got
 
     def _nearest(self, cands: list[int], path: str) -> tuple[int, ...]:
         """Arch/config variants of one name: those sharing the longest path prefix."""
-        here = _place(path).dir
-        near = [c for c in cands if _place(self.funcs[c].file).dir == here]
+        here = place(path).dir
+        near = [c for c in cands if place(self.funcs[c].file).dir == here]
         if not near:
-            common = {c: _common(self.funcs[c].file, path) for c in cands}
+            common = {c: common_dirs(self.funcs[c].file, path) for c in cands}
             best = max(common.values())
             near = [c for c in cands if common[c] == best]
         seen: set[str] = set()

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from tree_sitter import Node
 
-from .ir import Sharing, WriteLocks
+from .ir import NOT_LOCKS, Sharing, WriteLocks
 from .lockexpr import lock_class, normalise
 
 if TYPE_CHECKING:
@@ -29,9 +29,6 @@ if TYPE_CHECKING:
 _ASSIGN = re.compile(rb"(?<![\w.>])([A-Za-z_]\w*)\s*=(?!=)\s*"
                      rb"(?:\(\s*(?:const\s+)?(?:struct\s+)?\w+\s*\*+\s*\)\s*)?(&?)\s*(\w*)\s*(\(?)")
 _BASE = re.compile(r"^[\s(*&]*([A-Za-z_]\w*)")
-# real lock states only: CPU states and read-side sections are not the lock engine's
-# business here (the program phase decides which kinds protect a write)
-_PSEUDO = frozenset({"irq", "bh", "preempt", "rcu", "migrate"})
 
 
 @lru_cache(maxsize=8)
@@ -126,7 +123,7 @@ def write_locks(wat: dict[int, dict[int, Any]], imprecise: bool, held_status: fr
         for locks in states.values():
             s = set()
             for e in locks:
-                if e[3] in _PSEUDO or e[6].endswith("*"):
+                if e[3] in NOT_LOCKS or e[6].endswith("*"):
                     continue
                 if e[1] in held_status:
                     s.add((e[6], e[3]))
@@ -154,7 +151,7 @@ def partial_at(at: dict[tuple[int, int], dict[int, Any]], held_status: frozenset
     """Calls reached with a lock on some paths but not all: their held sets say "some path"."""
     out = []
     for (line, col), states in sorted(at.items()):
-        sets = [{(e[6], e[3]) for e in locks if e[1] in held_status and e[3] not in _PSEUDO}
+        sets = [{(e[6], e[3]) for e in locks if e[1] in held_status and e[3] not in NOT_LOCKS}
                 for locks in states.values()]
         if len(sets) < 2:
             continue

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..ir import Step
-from ..program import NOT_LOCKS, Program, identified, show
+from ..ir import NOT_LOCKS, Step
+from ..program import Program, identified, show
 
 STATE_WORDS = {
     "irq": "IRQs disabled",

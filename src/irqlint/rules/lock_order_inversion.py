@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, NamedTuple
 
 from ..findings import Finding, OrderEdge
-from ..ir import Step
-from ..program import NOT_LOCKS, Program, acquires_at, identified, program_of, show
+from ..ir import NOT_LOCKS, Step
+from ..program import Program, acquires_at, common_dirs, identified, place, program_of, show
 from . import Rule, register
 from ._explain import chain_names, cpu_rows, locks_held, two_cpus
 
@@ -129,16 +128,9 @@ def _nearest(prog: Program, e: Edge, more: list[Edge], near: str) -> Edge:
     to a copy of the same code elsewhere."""
     if not more:
         return e
-    parts = os.path.dirname(near).split("/")
-
     def shared(x: Edge) -> int:  # directories in common, less the ones it wanders into
-        mine = os.path.dirname(prog.funcs[x.fid].file).split("/")
-        n = 0
-        for p, q in zip(mine, parts, strict=False):
-            if p != q:
-                break
-            n += 1
-        return 2 * n - len(mine)
+        mine = prog.funcs[x.fid].file
+        return 2 * common_dirs(mine, near) - len(place(mine).parts)
 
     best = e
     for x in more:
