@@ -124,6 +124,10 @@ class Program:
     kb: KnowledgeBase
     funcs: list[Function] = field(default_factory=list)
     sites: list[tuple[Site, ...]] = field(default_factory=list)
+    # the sites a summary reads (resolved, a known API, or a lock operation), and the sites
+    # with something held: what the summaries and the site checkers walk
+    active: list[tuple[Site, ...]] = field(default_factory=list)
+    held_sites: list[tuple[Site, ...]] = field(default_factory=list)
     acq: list[dict[str, Acq]] = field(default_factory=list)
     sleep: list[Sleep | None] = field(default_factory=list)
     sleep_param: list[dict[int, Sleep]] = field(default_factory=list)  # sleeps if arg i does
@@ -409,14 +413,25 @@ def build(facts: list[FileFacts], kb: KnowledgeBase) -> Program:
 
     n = len(funcs)
     prog.callers = [[] for _ in range(n)]
+    known = res.known
+    memo: dict[str, tuple[int, ...]] = {}  # name -> ids, for the file at hand
+    memo_file = ""
     for i, fn in enumerate(funcs):
-        held = {(ln, col): h for ln, col, h in fn.held} if fn.held else {}
-        folder = os.path.dirname(fn.file)
+        held = {(ln, col): h for ln, col, h in fn.held} if fn.held else _NO_HELD
+        if fn.file != memo_file:  # a file's functions are contiguous
+            memo_file, memo = fn.file, {}
+            folder = os.path.dirname(fn.file)
+        ops = {(op.line, op.col) for op in fn.lock_ops} if fn.lock_ops else _NO_OPS
         out: list[Site] = []
+        active: list[Site] = []
+        at_held: list[Site] = []
         nexts: set[int] = set()
         for c in fn.calls:
             if c.callee:
-                callees, how = res.name(c.callee, fn.file, folder), "direct"
+                callees = memo.get(c.callee)
+                if callees is None:
+                    callees = memo[c.callee] = res.name(c.callee, fn.file, folder)
+                how = "direct"
             else:
                 callees, how = via_targets(c.via)
                 # an ops table of another architecture is never called from this one
@@ -433,7 +448,13 @@ def build(facts: list[FileFacts], kb: KnowledgeBase) -> Program:
             if how in _PROPAGATING:
                 nexts.update(callees)
             out.append(site)
+            if callees or c.callee in known or (ops and (c.line, c.col) in ops):
+                active.append(site)
+            if site.held:
+                at_held.append(site)
         prog.sites.append(tuple(out))
+        prog.active.append(tuple(active))
+        prog.held_sites.append(tuple(at_held))
         prog.succ.append(sorted(nexts))
         for rg in fn.registrations:
             for t in res.name(rg.target, fn.file):
@@ -642,6 +663,8 @@ def site_sleep(
 
 
 _PROPAGATING = frozenset({"direct", "typed"})
+_NO_HELD: dict[tuple[int, int], tuple[tuple[str, str, int], ...]] = {}
+_NO_OPS: frozenset[tuple[int, int]] = frozenset()
 
 
 def direct_wait(waits: dict[str, Any], c: Call, dropped: frozenset[str] = frozenset()) -> Wait:
@@ -696,12 +719,12 @@ def _summaries(prog: Program) -> None:
         ops_at = acquires_at(fn) if fn.lock_ops else {}
         seen: set[int] = set()
         drops = dropped_at[f]
-        for site in prog.sites[f]:
+        for site in prog.active[f]:  # not a macro, not a function outside the tree
             c = site.call
             callees = site.callees
             if not callees and c.callee not in known and not (
                     ops_at and (c.line, c.col) in ops_at):
-                continue  # a macro, or a function outside the tree
+                continue  # a lock release through a wrapper
             prop = site.propagates
             # may it sleep here?  (once a sleep is known, only conditional sleeps
             # through gfp parameters still matter)
@@ -789,18 +812,20 @@ def _irqs_off_entry(prog: Program) -> None:
     for f in hard:
         cand[f] = True
     fixed = set(prog.irqs_off_entry) | hard
-    changed = True
-    while changed:
-        changed = False
-        for i in range(n):
-            if not cand[i] or i in fixed:
-                continue
-            for caller, si in prog.callers[i]:
-                site = prog.sites[caller][si]
-                if not cand[caller] and not any(k == "irq" for _, k, _ in site.held):
-                    cand[i] = False
-                    changed = True
-                    break
+    # the greatest fixpoint by a worklist: a function that drops out is re-examined in the
+    # functions it calls
+    work = [i for i in range(n - 1, -1, -1) if cand[i] and i not in fixed]
+    while work:
+        i = work.pop()
+        if not cand[i] or i in fixed:
+            continue
+        for caller, si in prog.callers[i]:
+            if not cand[caller] and not any(
+                    k == "irq" for _, k, _ in prog.sites[caller][si].held):
+                cand[i] = False
+                work.extend(t for s in prog.sites[i] for t in s.callees
+                            if cand[t] and t not in fixed)
+                break
     prog.irqs_off_entry = {i for i in range(n) if cand[i]}
 
 

@@ -87,9 +87,9 @@ def _edges(prog: Program) -> tuple[dict[tuple[str, str], Edge], dict[tuple[str, 
             if len(more) < ALTERNATES:
                 more.append(e)
 
-    for f, sites in enumerate(prog.sites):
+    for f, sites in enumerate(prog.held_sites):
         fn = prog.funcs[f]
-        ops = acquires_at(fn) if fn.lock_ops else {}
+        ops = acquires_at(fn) if sites and fn.lock_ops else {}
         for site in sites:
             held = locks_held(site.held)
             if not held:

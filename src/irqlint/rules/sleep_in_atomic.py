@@ -67,9 +67,9 @@ Sleep-in-atomic-context Bugs in the Linux Kernel").
 def check(analysis: Analysis) -> Iterator[Finding]:
     prog = program_of(analysis)
     kinds = prog.atomic_kinds
-    for f, sites in enumerate(prog.sites):
+    for f, sites in enumerate(prog.held_sites):
         fn = prog.funcs[f]
-        ops_at = acquires_at(fn)
+        ops_at = acquires_at(fn) if sites and fn.lock_ops else {}
         done: set[int] = set()
         for site in sites:
             atomic = strongest(site.held, kinds)

@@ -143,7 +143,7 @@ def check(analysis: Analysis) -> Iterator[Finding]:
     prog = program_of(analysis)
     waits = prog.kb.section("waits")["waits"]
     matcher = _Matcher(prog)
-    for f, sites in enumerate(prog.sites):
+    for f, sites in enumerate(prog.held_sites):
         fn = prog.funcs[f]
         for site in sites:
             held = locks_held(site.held)
