@@ -14,7 +14,16 @@ from typing import NoReturn
 
 from . import __version__, config, workflow
 from .cache import Cache, default_dir
-from .driver import Analysis, Options, analyse, gc_paused, load, prepare
+from .driver import (
+    Analysis,
+    Options,
+    analyse,
+    gc_paused,
+    load,
+    load_incremental,
+    prepare,
+    save_snapshot,
+)
 from .errors import InputError
 from .findings import Finding
 from .output import html as html_out
@@ -141,7 +150,12 @@ def _checked(args: argparse.Namespace) -> tuple[list[Finding], Analysis, set[str
                      cached=len(files))
         a.seconds["results-cache"] = time.perf_counter() - t1
     else:
-        a = load(plan, opts)
+        # a few files changed since a whole run: its program model, redone for them
+        lean = opts.full_facts and not opts.families and all(
+            r.lean or not r.program for r in rules if r.id in enabled)
+        a = load_incremental(plan, opts) if lean else None
+        if a is None:
+            a = load(plan, opts)
         t1 = time.perf_counter()
         findings = []
         with gc_paused():  # the program model: millions of long-lived records
@@ -150,6 +164,8 @@ def _checked(args: argparse.Namespace) -> tuple[list[Finding], Analysis, set[str
                     t = time.perf_counter()
                     findings.extend(rule.check(a))
                     a.seconds[f"rule:{rule.id}"] = time.perf_counter() - t
+        if lean:
+            save_snapshot(plan, opts, a)  # after a whole build only
         findings.sort(key=Finding.sort_key)
         cache.put_results(rkey, (a.files, a.skipped, findings))
     findings = workflow.apply(flt, findings, a, known, enabled)

@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import __version__
+from . import __version__, snapshot
 from .cache import Cache, content_hash
 from .errors import InputError
 from .extract import extract_file
@@ -187,6 +187,58 @@ class Plan:
     jobs: int
     show: bool
     digest: str
+
+
+def load_incremental(plan: Plan, opts: Options) -> Analysis | None:
+    """The last whole run's program model redone for the files changed since (see
+    snapshot.py), or None: no model to start from, too much changed, or a change that reaches
+    further than the files it is in.  Only the changed files' facts are read."""
+    cache = Cache(opts.cache_dir)
+    if cache.root is None:
+        return None
+    t = time.perf_counter()
+    ckey = snapshot.config_key(plan.kb, plan.wrappers.digest)
+    with gc_paused():
+        snap = snapshot.load(cache, ckey)
+    if snap is None:
+        return None
+    changed = snapshot.changed_files(snap, plan.keys)
+    plan.seconds["snapshot-load"] = time.perf_counter() - t
+    if not changed or len(changed) > snapshot.MAX_CHANGED:
+        return None
+    sub = Plan([plan.keys[i] for i in changed], [], plan.kb, plan.wrappers, plan.seconds,
+               plan.jobs, False, plan.digest)
+    part = load(sub, opts)
+    if part.skipped or part.facts is None:
+        return None  # a changed file that cannot be analysed any more
+    t = time.perf_counter()
+    with gc_paused():
+        prog = snapshot.patch(snap, plan.kb, {ff.path: ff for ff in part.facts})
+    if prog is None:
+        return None
+    plan.seconds["snapshot-patch"] = time.perf_counter() - t
+    files: list[FileSummary] = snap["files"]
+    pos = {f.path: i for i, f in enumerate(files)}
+    for s in part.files:
+        files[pos[s.path]] = s
+    skipped = sorted(plan.skipped + snap["skipped"])
+    a = Analysis(files, None, skipped, plan.kb, plan.wrappers, plan.seconds,
+                 cached=len(files) - len(part.files) + part.cached)
+    a.program = prog
+    return a
+
+
+def save_snapshot(plan: Plan, opts: Options, a: Analysis) -> None:
+    """Keep the program model of a whole build for the next run's load_incremental()."""
+    if a.program is None or a.facts is None:
+        return
+    t = time.perf_counter()
+    mine = {s for s, _ in plan.skipped}
+    with gc_paused():
+        snapshot.save(Cache(opts.cache_dir), snapshot.config_key(plan.kb, plan.wrappers.digest),
+                      plan.keys, a.files, a.facts, a.program,
+                      [x for x in a.skipped if x[0] not in mine])
+    a.seconds["snapshot-save"] = time.perf_counter() - t
 
 
 def analyse(paths: list[str], opts: Options) -> Analysis:

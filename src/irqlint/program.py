@@ -24,6 +24,7 @@ Checkers never re-walk syntax: they read sites (calls with what is held there) a
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 import re
 from collections import deque
@@ -144,6 +145,11 @@ class Program:
     # lock classes the tree gives per-instance lockdep keys (lockdep_set_class()): which
     # instance is which is the kernel's business, not a class per struct field's
     keyed: frozenset[str] = frozenset()
+    # per analysed file, in order: its path and its share of stored pointers and callbacks;
+    # the struct definitions of all files (what a program snapshot needs to redo one file)
+    paths: list[str] = field(default_factory=list)
+    links: list[Links] = field(default_factory=list)
+    structs: dict[str, dict[str, str]] = field(default_factory=dict)
     # knowledge, read once
     gfp: _Gfp = field(init=False)
     sleepers: frozenset[str] = frozenset()
@@ -151,6 +157,7 @@ class Program:
     atomic_kinds: frozenset[str] = frozenset()
     conditional_re: re.Pattern[str] = field(init=False)
     conditional_sleep: list[bool] = field(default_factory=list)
+    comps: list[list[int]] = field(default_factory=list)  # strongly connected, callees first
 
     def __post_init__(self) -> None:
         sl = self.kb.section("sleep")
@@ -319,7 +326,7 @@ class _Resolver:
             # is no lock order and no context
             | kb.names("noreturn")
         )
-        self._cache: dict[str, dict[str, tuple[int, ...]]] = {}  # folder -> name -> ids
+        self._cache: dict[tuple[str, str], dict[str, tuple[int, ...]]] = {}  # -> name -> ids
 
     def name(self, name: str, path: str, folder: str | None = None) -> tuple[int, ...]:
         if name in self.known:
@@ -329,9 +336,11 @@ class _Resolver:
             return tuple(hit[:1])  # #ifdef twins: one body stands for the name
         if folder is None:
             folder = os.path.dirname(path)
-        cache = self._cache.get(folder)
+        # what follows depends on the file's directory and its _32/_64 width only
+        ckey = (folder, place(path).width)
+        cache = self._cache.get(ckey)
         if cache is None:
-            cache = self._cache[folder] = {}
+            cache = self._cache[ckey] = {}
         got = cache.get(name)
         if got is None:
             cands = [c for c in self.header_static.get(name, ())
@@ -363,33 +372,53 @@ class _Resolver:
         return tuple(out[:4])
 
 
-def build(facts: list[FileFacts], kb: KnowledgeBase) -> Program:
-    prog = Program(kb)
-    structs: dict[str, dict[str, str]] = {}
-    for ff in facts:
-        for s, fields in ff.structs.items():
-            structs.setdefault(s, {}).update(fields)
-        prog.funcs.extend(ff.functions)
-    funcs = prog.funcs
-    res = _Resolver(funcs, kb)
+class Links(NamedTuple):
+    """What one file adds to the tree-wide tables, resolved: function pointers it stores
+    (target, struct::field, line) and the callbacks it registers, from inside its functions
+    and at file scope.  Kept per file so that a changed file's share can be redone alone."""
 
-    # function pointers stored into fields
-    fn_of_file: dict[str, list[int]] = {}
-    for i, fn in enumerate(funcs):
-        fn_of_file.setdefault(fn.file, []).append(i)
-    stored: dict[str, set[int]] = {}
-    by_field: dict[str, set[int]] = {}
-    for ff in facts:
-        refs = list(ff.fn_refs) + [r for fn in ff.functions for r in fn.fn_refs]
-        for r in refs:
-            if not _IDENT.match(r.target):
-                continue
-            for t in res.name(r.target, ff.path):
-                stored.setdefault(r.field, set()).add(t)
-                by_field.setdefault(r.field.rsplit("::", 1)[-1], set()).add(t)
-                prog.stored.setdefault(t, []).append((r.field, ff.path, r.line))
+    refs: tuple[tuple[int, str, int], ...]
+    fn_regs: tuple[tuple[int, Reg], ...]
+    file_regs: tuple[tuple[int, Reg], ...]
 
-    def via_targets(via: str) -> tuple[tuple[int, ...], str]:
+    def pairs(self) -> frozenset[tuple[str, int]]:
+        """What call resolution reads of it: which functions each field may hold."""
+        return frozenset((f, t) for t, f, _ in self.refs)
+
+
+class _Linker:
+    """Where a call may go: names through the resolver, pointers through the struct fields
+    functions are stored in."""
+
+    def __init__(self, funcs: list[Function], kb: KnowledgeBase,
+                 structs: dict[str, dict[str, str]]) -> None:
+        self.funcs = funcs
+        self.res = _Resolver(funcs, kb)
+        self.structs = structs
+        self.stored: dict[str, set[int]] = {}
+        self.by_field: dict[str, set[int]] = {}
+
+    def links(self, ff: FileFacts, first: int) -> Links:
+        """`ff`'s share; its functions have the ids from `first` on."""
+        name = self.res.name
+        refs = []
+        for r in itertools.chain(ff.fn_refs, (r for fn in ff.functions for r in fn.fn_refs)):
+            if _IDENT.match(r.target):
+                refs.extend((t, r.field, r.line) for t in name(r.target, ff.path))
+        fn_regs = tuple((t, Reg(rg.role, first + k, fn.file, rg.line, rg.api, rg.args))
+                        for k, fn in enumerate(ff.functions) for rg in fn.registrations
+                        for t in name(rg.target, fn.file))
+        file_regs = tuple((t, Reg(rg.role, -1, ff.path, rg.line, rg.api, rg.args))
+                          for rg in ff.registrations for t in name(rg.target, ff.path))
+        return Links(tuple(refs), fn_regs, file_regs)
+
+    def add_refs(self, links: Links) -> None:
+        for t, fld, _ in links.refs:
+            self.stored.setdefault(fld, set()).add(t)
+            self.by_field.setdefault(fld.rsplit("::", 1)[-1], set()).add(t)
+
+    def via_targets(self, via: str) -> tuple[tuple[int, ...], str]:
+        structs, stored = self.structs, self.stored
         if "::" in via:
             t, rest = via.split("::", 1)
             hops = [h.group(2) for h in _HOP.finditer("." + rest)]
@@ -406,21 +435,18 @@ def build(facts: list[FileFacts], kb: KnowledgeBase) -> Program:
         else:
             m = re.search(r"([A-Za-z_]\w*)\W*$", via)
             last = m.group(1) if m else ""
-        got = by_field.get(last)
+        got = self.by_field.get(last)
         if got and len(got) <= FIELD_FALLBACK_MAX:
             return tuple(sorted(got)), "field"
         return (), ""
 
-    n = len(funcs)
-    prog.callers = [[] for _ in range(n)]
-    known = res.known
-    memo: dict[str, tuple[int, ...]] = {}  # name -> ids, for the file at hand
-    memo_file = ""
-    for i, fn in enumerate(funcs):
+    def sites(self, fn: Function, memo: dict[str, tuple[int, ...]]
+              ) -> tuple[tuple[Site, ...], tuple[Site, ...], tuple[Site, ...], list[int]]:
+        """fn's call sites; those a summary reads; those with something held; the callees
+        summaries travel from.  `memo`: names already resolved for fn's file."""
+        funcs, res, known = self.funcs, self.res, self.res.known
         held = {(ln, col): h for ln, col, h in fn.held} if fn.held else _NO_HELD
-        if fn.file != memo_file:  # a file's functions are contiguous
-            memo_file, memo = fn.file, {}
-            folder = os.path.dirname(fn.file)
+        folder = os.path.dirname(fn.file)
         ops = {(op.line, op.col) for op in fn.lock_ops} if fn.lock_ops else _NO_OPS
         out: list[Site] = []
         active: list[Site] = []
@@ -433,7 +459,7 @@ def build(facts: list[FileFacts], kb: KnowledgeBase) -> Program:
                     callees = memo[c.callee] = res.name(c.callee, fn.file, folder)
                 how = "direct"
             else:
-                callees, how = via_targets(c.via)
+                callees, how = self.via_targets(c.via)
                 # an ops table of another architecture is never called from this one
                 callees = tuple(t for t in callees if same_build(fn.file, funcs[t].file))
             if not callees:
@@ -443,8 +469,6 @@ def build(facts: list[FileFacts], kb: KnowledgeBase) -> Program:
                 # the object's business; summaries do not travel through it
                 how = "wide"
             site = Site(c, held.get((c.line, c.col), ()), callees, how)
-            for t in callees:
-                prog.callers[t].append((i, len(out)))
             if how in _PROPAGATING:
                 nexts.update(callees)
             out.append(site)
@@ -452,22 +476,57 @@ def build(facts: list[FileFacts], kb: KnowledgeBase) -> Program:
                 active.append(site)
             if site.held:
                 at_held.append(site)
-        prog.sites.append(tuple(out))
-        prog.active.append(tuple(active))
-        prog.held_sites.append(tuple(at_held))
-        prog.succ.append(sorted(nexts))
-        for rg in fn.registrations:
-            for t in res.name(rg.target, fn.file):
-                prog.registered.setdefault(t, []).append(
-                    Reg(rg.role, i, fn.file, rg.line, rg.api, rg.args)
-                )
-    for ff in facts:  # file-scope registrations (DECLARE_WORK ...)
-        for rg in ff.registrations:
-            for t in res.name(rg.target, ff.path):
-                prog.registered.setdefault(t, []).append(
-                    Reg(rg.role, -1, ff.path, rg.line, rg.api, rg.args)
-                )
+        return tuple(out), tuple(active), tuple(at_held), sorted(nexts)
 
+
+def merge_links(prog: Program, files: list[Links]) -> None:
+    """The tree-wide tables of stored pointers and registered callbacks, in file order."""
+    prog.stored, prog.registered = {}, {}
+    for path, lk in zip(prog.paths, files, strict=True):
+        for t, fld, line in lk.refs:
+            prog.stored.setdefault(t, []).append((fld, path, line))
+    for lk in files:
+        for t, rg in lk.fn_regs:
+            prog.registered.setdefault(t, []).append(rg)
+    for lk in files:  # file-scope registrations (DECLARE_WORK ...)
+        for t, rg in lk.file_regs:
+            prog.registered.setdefault(t, []).append(rg)
+
+
+def build(facts: list[FileFacts], kb: KnowledgeBase) -> Program:
+    prog = Program(kb)
+    structs: dict[str, dict[str, str]] = {}
+    for ff in facts:
+        for s, fields in ff.structs.items():
+            structs.setdefault(s, {}).update(fields)
+        prog.funcs.extend(ff.functions)
+    funcs = prog.funcs
+    link = _Linker(funcs, kb, structs)
+    first = 0
+    for ff in facts:  # function pointers stored into fields, callbacks registered
+        lk = link.links(ff, first)
+        first += len(ff.functions)
+        link.add_refs(lk)
+        prog.links.append(lk)
+        prog.paths.append(ff.path)
+    merge_links(prog, prog.links)
+
+    n = len(funcs)
+    prog.callers = [[] for _ in range(n)]
+    memo: dict[str, tuple[int, ...]] = {}
+    memo_file = ""
+    for i, fn in enumerate(funcs):
+        if fn.file != memo_file:  # a file's functions are contiguous
+            memo_file, memo = fn.file, {}
+        out, active, at_held, nexts = link.sites(fn, memo)
+        for si, site in enumerate(out):
+            for t in site.callees:
+                prog.callers[t].append((i, si))
+        prog.sites.append(out)
+        prog.active.append(active)
+        prog.held_sites.append(at_held)
+        prog.succ.append(nexts)
+    prog.structs = structs
     prog.keyed = frozenset(x for fn in funcs for c in fn.keyed if identified(c)
                            for x in _nested_classes(c, structs))
     _contexts(prog)
@@ -676,49 +735,51 @@ def direct_wait(waits: dict[str, Any], c: Call, dropped: frozenset[str] = frozen
 _EMPTY: frozenset[str] = frozenset()
 
 
-def _summaries(prog: Program) -> None:
-    kb = prog.kb
-    funcs = prog.funcs
-    n = len(funcs)
-    atomic_kinds = prog.atomic_kinds
-    waits = kb.section("waits")["waits"]
-    prog.acq = [{} for _ in range(n)]
-    prog.sleep = [None] * n
-    prog.sleep_param = [{} for _ in range(n)]
-    prog.waits = [() for _ in range(n)]
-    cond = prog.conditional_re
-    prog.conditional_sleep = [any(p and cond.match(p) for p, _ in fn.params) for fn in funcs]
-    succ = prog.succ
+class _Summariser:
+    """Function summaries from their callees' (see the module docstring, 3.)."""
 
-    # what each function does itself
-    local_acq: list[dict[str, Acq]] = []
-    dropped_at: list[dict[tuple[int, int], frozenset[str]]] = []
-    for fn in funcs:
+    def __init__(self, prog: Program) -> None:
+        self.prog = prog
+        self.waits = prog.kb.section("waits")["waits"]
+        self.known = prog.sleepers | frozenset(prog.gfp.alloc) | frozenset(self.waits)
+        self._local: dict[int, tuple[dict[str, Acq], dict[tuple[int, int], frozenset[str]]]] = {}
+
+    def local(self, f: int) -> tuple[dict[str, Acq], dict[tuple[int, int], frozenset[str]]]:
+        """What f does itself: the classes it takes, and where it has let go of a caller's
+        lock."""
+        got = self._local.get(f)
+        if got is not None:
+            return got
+        fn = self.prog.funcs[f]
         a: dict[str, Acq] = {}
         drops = {(ln, col): frozenset(c for c, k, _ in h if k[:1] == "-")
                  for ln, col, h in fn.held if any(k[:1] == "-" for _, k, _ in h)}
-        dropped_at.append(drops)
         for op in fn.lock_ops:
             if op.op == "release" or op.kind in NOT_LOCKS or not identified(op.cls):
                 continue
             if op.cls not in a:
                 a[op.cls] = Acq(op.kind, op.line, -1, 0, op.op == "trylock", op.api,
                                 drops.get((op.line, op.col), frozenset()))
-        local_acq.append(a)
+        got = self._local[f] = (a, drops)
+        return got
 
-    known = prog.sleepers | frozenset(prog.gfp.alloc) | frozenset(waits)
-    gfp_alloc = prog.gfp.alloc
+    def reset(self, f: int) -> None:
+        prog = self.prog
+        prog.acq[f], prog.sleep[f], prog.sleep_param[f], prog.waits[f] = {}, None, {}, ()
 
-    def summarise(f: int) -> bool:
+    def summarise(self, f: int) -> bool:
         """Recompute f's summary from its callees'; True if it changed."""
-        fn = funcs[f]
-        acq = dict(local_acq[f])
+        prog = self.prog
+        fn = prog.funcs[f]
+        local_acq, drops = self.local(f)
+        acq = dict(local_acq)
         sleep: Sleep | None = None
         sparam: dict[int, Sleep] = {}
         wl: list[Wait] = []
         ops_at = acquires_at(fn) if fn.lock_ops else {}
         seen: set[int] = set()
-        drops = dropped_at[f]
+        known, waits, gfp_alloc = self.known, self.waits, prog.gfp.alloc
+        atomic_kinds = prog.atomic_kinds
         for site in prog.active[f]:  # not a macro, not a function outside the tree
             c = site.call
             callees = site.callees
@@ -774,12 +835,15 @@ def _summaries(prog: Program) -> None:
         prog.sleep_param[f], prog.waits[f] = sparam, tuple(wl)
         return True
 
-    for comp in _sccs(n, succ):
+    def component(self, comp: list[int]) -> None:
+        """The summaries of one strongly connected component (sorted ids, members reset),
+        once every component it calls is done."""
+        prog = self.prog
         if len(comp) == 1:
             f = comp[0]
-            if summarise(f) and f in succ[f]:
-                summarise(f)  # a function calling itself sees its own summary once
-            continue
+            if self.summarise(f) and f in prog.succ[f]:
+                self.summarise(f)  # a function calling itself sees its own summary once
+            return
         # a cycle: recompute a member only when one of its callees changed (bounded)
         members = set(comp)
         work = deque(reversed(comp))
@@ -789,11 +853,29 @@ def _summaries(prog: Program) -> None:
             f = work.pop()
             queued.discard(f)
             budget -= 1
-            if summarise(f):
+            if self.summarise(f):
                 for caller, _ in prog.callers[f]:
                     if caller in members and caller not in queued:
                         queued.add(caller)
                         work.appendleft(caller)
+
+
+def chooses_sleep(prog: Program, fn: Function) -> bool:
+    """fn takes a parameter by which its caller chooses whether it may sleep."""
+    return any(p and prog.conditional_re.match(p) for p, _ in fn.params)
+
+
+def _summaries(prog: Program) -> None:
+    n = len(prog.funcs)
+    prog.acq = [{} for _ in range(n)]
+    prog.sleep = [None] * n
+    prog.sleep_param = [{} for _ in range(n)]
+    prog.waits = [() for _ in range(n)]
+    prog.conditional_sleep = [chooses_sleep(prog, fn) for fn in prog.funcs]
+    prog.comps = _sccs(n, prog.succ)
+    sm = _Summariser(prog)
+    for comp in prog.comps:
+        sm.component(comp)
 
 
 def _irqs_off_entry(prog: Program) -> None:
@@ -823,7 +905,7 @@ def _irqs_off_entry(prog: Program) -> None:
             if not cand[caller] and not any(
                     k == "irq" for _, k, _ in prog.sites[caller][si].held):
                 cand[i] = False
-                work.extend(t for s in prog.sites[i] for t in s.callees
+                work.extend(t for s in prog.active[i] for t in s.callees
                             if cand[t] and t not in fixed)
                 break
     prog.irqs_off_entry = {i for i in range(n) if cand[i]}

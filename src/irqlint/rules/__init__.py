@@ -22,6 +22,10 @@ class Rule:
     check: Callable[[Analysis], Iterable[Finding]]
     program: bool = False  # reads the whole-program model (every file's full facts)
     facts: frozenset[str] = frozenset()  # optional fact families it reads (extract.FAMILIES)
+    # reads no more of the program model than a snapshot keeps (snapshot.py): functions
+    # without their call lists and per-statement facts, the call sites summaries and checkers
+    # walk (Program.active, Program.held_sites), summaries, call graph, contexts
+    lean: bool = False
 
 
 REGISTRY: dict[str, Rule] = {}

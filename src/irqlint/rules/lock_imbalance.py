@@ -76,7 +76,7 @@ def _callee_effects(analysis: Analysis) -> Callable[[str, str, int, int], bool] 
     """With every file's facts at hand (whole-program rules on): does a function call, between
     two lines, a function of another file whose frozen lock effect releases, takes or loses
     track of a lock (`drm_gem_handle_create_tail()` "unconditionally unlocks")?"""
-    if analysis.facts is None:
+    if analysis.facts is None and analysis.program is None:
         return None
     prog = program_of(analysis)
     where = {(fn.file, fn.name): i for i, fn in enumerate(prog.funcs)}
@@ -85,7 +85,7 @@ def _callee_effects(analysis: Analysis) -> Callable[[str, str, int, int], bool] 
         f = where.get((path, name))
         if f is None:
             return False
-        for site in prog.sites[f]:
+        for site in prog.active[f]:
             if lo <= site.call.line <= hi and site.propagates:
                 for t in site.callees:
                     e = prog.funcs[t].effect

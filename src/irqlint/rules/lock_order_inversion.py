@@ -274,5 +274,6 @@ register(
         DOC,
         check,
         program=True,
+        lean=True,
     )
 )

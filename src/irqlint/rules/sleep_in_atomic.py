@@ -151,5 +151,6 @@ register(
         DOC,
         check,
         program=True,
+        lean=True,
     )
 )

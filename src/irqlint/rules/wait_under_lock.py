@@ -216,5 +216,6 @@ register(
         DOC,
         check,
         program=True,
+        lean=True,
     )
 )

@@ -1,0 +1,98 @@
+"""The program snapshot: a run after a few files changed redoes the last whole run's program
+model for them, and must report exactly what a whole build of the changed tree reports."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from irqlint.cli import main
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def _tree(tmp_path: Path) -> Path:
+    """The fixed shapes of seeds 001, 002 and 003 side by side: silent to begin with."""
+    root = tmp_path / "tree"
+    for seed in ("seed001_wait_under_lock", "seed002_lock_inversion", "seed003_sleep_devres"):
+        shutil.copytree(EXAMPLES / seed / "fixed", root / seed)
+    return root
+
+
+def _check(root: Path, cache: Path, out: Path) -> dict:
+    rc = main(["check", str(root), "--format", "json", "-o", str(out), "-q",
+               "--cache-dir", str(cache), "-j", "1"])
+    assert rc in (0, 1)
+    return json.loads(out.read_text())
+
+
+def _both(root: Path, tmp_path: Path, cache: Path, n: int) -> tuple[dict, dict]:
+    """(the run on the warm cache, a whole run on a fresh cache) of the same tree."""
+    warm = _check(root, cache, tmp_path / f"warm{n}.json")
+    whole = _check(root, tmp_path / f"fresh{n}", tmp_path / f"whole{n}.json")
+    assert "snapshot-patch" not in whole["stats"]["seconds"]
+    return warm, whole
+
+
+def _rules_lines(doc: dict) -> list[tuple[str, str, int]]:
+    return [(f["rule"], Path(f["file"]).name, f["line"]) for f in doc["findings"]]
+
+
+def test_changed_function_body_is_redone_from_the_snapshot(tmp_path: Path) -> None:
+    root = _tree(tmp_path)
+    cache = tmp_path / "cache"
+    first = _check(root, cache, tmp_path / "first.json")
+    assert first["findings"] == []
+    assert list((cache / "program").glob("*.pkl"))
+
+    # seed 001's bug: the wait moved under the lock the handler takes (same line count)
+    dev = root / "seed001_wait_under_lock" / "evtchn_dev.c"
+    lines = dev.read_text().splitlines(keepends=True)
+    i = next(k for k, ln in enumerate(lines) if ln.strip() == "disable_irq(irq);")
+    j = next(k for k in range(i + 1, len(lines)) if "spin_lock" in lines[k])
+    lines[i], lines[j] = lines[j], lines[i]
+    dev.write_text("".join(lines))
+    warm, whole = _both(root, tmp_path, cache, 1)
+    assert "snapshot-patch" in warm["stats"]["seconds"]
+    assert warm["findings"] == whole["findings"]
+    assert ("wait-under-lock", "evtchn_dev.c", j + 1) in _rules_lines(warm)
+
+    # seed 003's bug, three files from the spinlock: pci_intx() now calls pcim_intx(), a new
+    # edge of the call graph, and lines shift below it
+    pci = root / "seed003_sleep_devres" / "pci.c"
+    shutil.copy(EXAMPLES / "seed003_sleep_devres" / "pci.c", pci)
+    warm, whole = _both(root, tmp_path, cache, 2)
+    assert "snapshot-patch" in warm["stats"]["seconds"]
+    assert warm["findings"] == whole["findings"]
+    assert any(r == "sleep-in-atomic" and f == "vfio_intx.c" for r, f, _ in _rules_lines(warm))
+
+    # and back: the fixed file again is silent on seed 003
+    shutil.copy(EXAMPLES / "seed003_sleep_devres" / "fixed" / "pci.c", pci)
+    warm, whole = _both(root, tmp_path, cache, 3)
+    assert warm["findings"] == whole["findings"]
+    assert not any(f == "vfio_intx.c" for _, f, _ in _rules_lines(warm))
+
+
+def test_a_new_function_falls_back_to_a_whole_build(tmp_path: Path) -> None:
+    root = _tree(tmp_path)
+    cache = tmp_path / "cache"
+    _check(root, cache, tmp_path / "first.json")
+    pci = root / "seed003_sleep_devres" / "pci.c"
+    pci.write_text(pci.read_text() + "\nint pci_new_helper(void)\n{\n\treturn 0;\n}\n")
+    warm, whole = _both(root, tmp_path, cache, 1)
+    assert "snapshot-patch" not in warm["stats"]["seconds"]
+    assert warm["findings"] == whole["findings"]
+
+
+def test_a_corrupt_snapshot_is_rebuilt(tmp_path: Path) -> None:
+    root = _tree(tmp_path)
+    cache = tmp_path / "cache"
+    _check(root, cache, tmp_path / "first.json")
+    for p in (cache / "program").glob("*.pkl"):
+        p.write_bytes(b"not a pickle")
+    dev = root / "seed001_wait_under_lock" / "evtchn_dev.c"
+    dev.write_text(dev.read_text() + "\n")
+    warm, whole = _both(root, tmp_path, cache, 1)
+    assert "snapshot-patch" not in warm["stats"]["seconds"]
+    assert warm["findings"] == whole["findings"]
