@@ -153,9 +153,8 @@ def _checked(args: argparse.Namespace) -> tuple[list[Finding], Analysis, set[str
         # a few files changed since a whole run: its program model, redone for them
         lean = opts.full_facts and not opts.families and all(
             r.lean or not r.program for r in rules if r.id in enabled)
-        a = load_incremental(plan, opts) if lean else None
-        if a is None:
-            a = load(plan, opts)
+        part = load_incremental(plan, opts) if lean else None
+        a = part if part is not None else load(plan, opts)
         t1 = time.perf_counter()
         findings = []
         with gc_paused():  # the program model: millions of long-lived records

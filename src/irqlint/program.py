@@ -401,7 +401,7 @@ class _Linker:
     def links(self, ff: FileFacts, first: int) -> Links:
         """`ff`'s share; its functions have the ids from `first` on."""
         name = self.res.name
-        refs = []
+        refs: list[tuple[int, str, int]] = []
         for r in itertools.chain(ff.fn_refs, (r for fn in ff.functions for r in fn.fn_refs)):
             if _IDENT.match(r.target):
                 refs.extend((t, r.field, r.line) for t in name(r.target, ff.path))

@@ -82,6 +82,8 @@ def save(cache: Cache, ckey: str, keys: list[tuple[str, str]], files: list[FileS
     """Keep the model of a whole build (one per configuration)."""
     if cache.root is None:
         return
+    # the sites no summary and no lean checker reads (a call to a macro or a function outside
+    # the tree, nothing held) are None: positions stay, Program.callers indexes them
     sites = []
     for out, active, held in zip(prog.sites, prog.active, prog.held_sites, strict=True):
         keep = {id(s) for s in active} | {id(s) for s in held}
@@ -135,8 +137,8 @@ def patch(snap: dict[str, Any], kb: KnowledgeBase, changed: dict[str, FileFacts]
     prog = Program(kb)
     prog.funcs = snap["funcs"]
     prog.sites = snap["sites"]
-    for k in _TABLES:
-        setattr(prog, k, snap[k])
+    for name in _TABLES:
+        setattr(prog, name, snap[name])
     paths: list[str] = prog.paths
     index = {p: k for k, p in enumerate(paths)}
     first = [0] * (len(paths) + 1)
@@ -147,10 +149,10 @@ def patch(snap: dict[str, Any], kb: KnowledgeBase, changed: dict[str, FileFacts]
         return None
     todo = []
     for path, ff in changed.items():
-        k = index.get(path)
-        if k is None or _shape(ff) != shapes[k]:
+        at = index.get(path)
+        if at is None or _shape(ff) != shapes[at]:
             return None  # functions added, removed, renamed; structs; lockdep keys
-        todo.append((k, ff))
+        todo.append((at, ff))
     todo.sort(key=lambda t: t[0])
 
     link = _Linker(prog.funcs, kb, prog.structs)
@@ -177,7 +179,9 @@ def patch(snap: dict[str, Any], kb: KnowledgeBase, changed: dict[str, FileFacts]
                         callers[t].remove((i, si))
             out, active, held, nexts = link.sites(fn, memo)
             keep = {id(s) for s in active} | {id(s) for s in held}
-            prog.sites[i] = tuple(s if id(s) in keep else None for s in out)
+            # None: a site no lean rule reads (see save())
+            prog.sites[i] = tuple(s if id(s) in keep else None  # type: ignore[misc]
+                                  for s in out)
             prog.active[i], prog.held_sites[i] = active, held
             for si, site in enumerate(out):
                 for t in site.callees:
