@@ -213,7 +213,8 @@ def load_incremental(plan: Plan, opts: Options) -> Analysis | None:
         return None  # a changed file that cannot be analysed any more
     t = time.perf_counter()
     with gc_paused():
-        prog = snapshot.patch(snap, plan.kb, {ff.path: ff for ff in part.facts})
+        prog = snapshot.patch(snap, plan.kb, plan.wrappers, cache,
+                              {ff.path: ff for ff in part.facts})
     if prog is None:
         return None
     plan.seconds["snapshot-patch"] = time.perf_counter() - t

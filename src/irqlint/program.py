@@ -135,6 +135,8 @@ class Program:
     waits: list[tuple[Wait, ...]] = field(default_factory=list)
     callers: list[list[tuple[int, int]]] = field(default_factory=list)  # (caller, site index)
     succ: list[list[int]] = field(default_factory=list)  # callees a summary travels from
+    fwd: list[list[int]] = field(default_factory=list)  # every resolved callee
+    irq_calls: set[tuple[int, int]] = field(default_factory=set)  # (caller, site): IRQs off
     # callbacks: function id -> [Reg]
     registered: dict[int, list[Reg]] = field(default_factory=dict)
     # functions an ops table stores: id -> [(struct::field, file, line)]
@@ -519,13 +521,19 @@ def build(facts: list[FileFacts], kb: KnowledgeBase) -> Program:
         if fn.file != memo_file:  # a file's functions are contiguous
             memo_file, memo = fn.file, {}
         out, active, at_held, nexts = link.sites(fn, memo)
+        fwd: set[int] = set()
         for si, site in enumerate(out):
             for t in site.callees:
                 prog.callers[t].append((i, si))
+            if site.callees:
+                fwd.update(site.callees)
+                if site.held and any(k == "irq" for _, k, _ in site.held):
+                    prog.irq_calls.add((i, si))
         prog.sites.append(out)
         prog.active.append(active)
         prog.held_sites.append(at_held)
         prog.succ.append(nexts)
+        prog.fwd.append(sorted(fwd))
     prog.structs = structs
     prog.keyed = frozenset(x for fn in funcs for c in fn.keyed if identified(c)
                            for x in _nested_classes(c, structs))
@@ -770,6 +778,7 @@ class _Summariser:
     def summarise(self, f: int) -> bool:
         """Recompute f's summary from its callees'; True if it changed."""
         prog = self.prog
+        active = prog.active[f]  # first: a snapshot's model fills in f's facts when asked
         fn = prog.funcs[f]
         local_acq, drops = self.local(f)
         acq = dict(local_acq)
@@ -780,7 +789,7 @@ class _Summariser:
         seen: set[int] = set()
         known, waits, gfp_alloc = self.known, self.waits, prog.gfp.alloc
         atomic_kinds = prog.atomic_kinds
-        for site in prog.active[f]:  # not a macro, not a function outside the tree
+        for site in active:  # not a macro, not a function outside the tree
             c = site.call
             callees = site.callees
             if not callees and c.callee not in known and not (
@@ -902,11 +911,9 @@ def _irqs_off_entry(prog: Program) -> None:
         if not cand[i] or i in fixed:
             continue
         for caller, si in prog.callers[i]:
-            if not cand[caller] and not any(
-                    k == "irq" for _, k, _ in prog.sites[caller][si].held):
+            if not cand[caller] and (caller, si) not in prog.irq_calls:
                 cand[i] = False
-                work.extend(t for s in prog.active[i] for t in s.callees
-                            if cand[t] and t not in fixed)
+                work.extend(t for t in prog.fwd[i] if cand[t] and t not in fixed)
                 break
     prog.irqs_off_entry = {i for i in range(n) if cand[i]}
 

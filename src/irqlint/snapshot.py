@@ -32,10 +32,16 @@ from typing import Any
 
 from . import __version__
 from .cache import Cache
-from .ir import FileFacts, FileSummary, Function, Sharing
+from .extract import extract_file
+from .ir import Call, FileFacts, FileSummary, Function, LockEffect, LockOp, Sharing
 from .kb import KnowledgeBase
+from .macros import Wrappers
 from .program import (
+    Acq,
     Program,
+    Site,
+    Sleep,
+    Wait,
     _contexts,
     _irqs_off_entry,
     _Linker,
@@ -45,11 +51,12 @@ from .program import (
     merge_links,
 )
 
-MAGIC = "irqlint-program-1"
+MAGIC = "irqlint-program-2"
 MAX_CHANGED = 64  # more changed files than this: a whole build is about as quick
-# what a snapshot keeps of the model, beside the functions and the call sites
-_TABLES = ("acq", "sleep", "sleep_param", "waits", "callers", "succ", "comps",
-           "conditional_sleep", "keyed", "paths", "links", "structs", "active", "held_sites")
+# tables kept as they are (lists, dicts and tuples of plain values)
+_PLAIN = ("callers", "succ", "fwd", "comps", "conditional_sleep", "keyed", "irq_calls",
+          "paths", "links", "structs")
+_NO_EFFECT = LockEffect()
 
 
 def config_key(kb: KnowledgeBase, wrappers_digest: str) -> str:
@@ -59,17 +66,44 @@ def config_key(kb: KnowledgeBase, wrappers_digest: str) -> str:
 
 
 def _lean(fn: Function) -> Function:
-    """A function as the checkers read it: without what only the build reads."""
+    """A function as the summaries read it: without what only the build reads."""
     return fn._replace(calls=(), field_writes=(), field_reads=(), fn_refs=(), registrations=(),
-                       diagnostics=(), sharing=Sharing())
+                       diagnostics=(), sharing=Sharing(), keyed=())
 
 
-def _shape(ff: FileFacts) -> tuple[tuple[tuple[str, bool], ...], str]:
+# Records are kept as plain tuples: pickle takes those at C speed, and named tuples at a few
+# microseconds each (a whole-kernel model holds millions)
+def _flat_fn(fn: Function, full: bool) -> tuple[Any, ...]:
+    """What checkers read of a function; its lock operations, parameters and held sets only
+    when a checker walks its sites (`full`), the rest comes back with its facts when a
+    summary must be redone."""
+    return (fn.name, fn.file, fn.line, fn.end_line, fn.static, fn.has_error, fn.error_hint,
+            fn.irqs_off, None if fn.effect == _NO_EFFECT else tuple(fn.effect),
+            (fn.params, fn.annotations, tuple(map(tuple, fn.lock_ops)), fn.held) if full else None)
+
+
+def _fn(t: tuple[Any, ...]) -> Function:
+    name, file, line, end, static, err, hint, irqs_off, eff, full = t
+    params, ann, ops, held = full or ((), (), (), ())
+    return Function(name, file, line, end, static, params, ann, err, (),
+                    tuple(LockOp._make(o) for o in ops), (), (), (), (),
+                    LockEffect._make(eff) if eff else _NO_EFFECT, (), hint, held, irqs_off)
+
+
+def _flat_site(s: Site) -> tuple[Any, ...]:
+    return tuple(s.call), s.held, s.callees, s.how
+
+
+def _site(t: tuple[Any, ...]) -> Site:
+    return Site(Call._make(t[0]), t[1], t[2], t[3])
+
+
+def _shape(ff: FileFacts) -> str:
     """What of a file the rest of the model depends on beyond its function bodies: its
     functions' names in order, its struct definitions and its lockdep keys."""
-    names = tuple((fn.name, fn.static) for fn in ff.functions)
-    rest = pickle.dumps((ff.structs, [fn.keyed for fn in ff.functions]), protocol=4)
-    return names, hashlib.blake2b(rest, digest_size=16).hexdigest()
+    text = repr(([(fn.name, fn.static) for fn in ff.functions], ff.structs,
+                 [fn.keyed for fn in ff.functions]))
+    return f"{len(ff.functions)}:{hashlib.blake2b(text.encode(), digest_size=16).hexdigest()}"
 
 
 def _path(cache: Cache, ckey: str) -> str:
@@ -82,20 +116,20 @@ def save(cache: Cache, ckey: str, keys: list[tuple[str, str]], files: list[FileS
     """Keep the model of a whole build (one per configuration)."""
     if cache.root is None:
         return
-    # the sites no summary and no lean checker reads (a call to a macro or a function outside
-    # the tree, nothing held) are None: positions stay, Program.callers indexes them
-    sites = []
-    for out, active, held in zip(prog.sites, prog.active, prog.held_sites, strict=True):
-        keep = {id(s) for s in active} | {id(s) for s in held}
-        sites.append(tuple(s if id(s) in keep else None for s in out))
     value = {
         "keys": keys,
         "files": files,
         "skipped": skipped,  # files the analysis could not take (phase 0's are the plan's)
         "shapes": [_shape(ff) for ff in facts],
-        "funcs": [_lean(fn) for fn in prog.funcs],
-        "sites": sites,
-        **{k: getattr(prog, k) for k in _TABLES},
+        "funcs": [_flat_fn(fn, bool(h)) for fn, h in zip(prog.funcs, prog.held_sites,
+                                                         strict=True)],
+        "held_sites": [tuple(map(_flat_site, h)) if h else () for h in prog.held_sites],
+        "acq": [tuple((c, tuple(a)) for c, a in d.items()) if d else () for d in prog.acq],
+        "sleep": [tuple(x) if x is not None else None for x in prog.sleep],
+        "sleep_param": [tuple((j, tuple(x)) for j, x in d.items()) if d else ()
+                        for d in prog.sleep_param],
+        "waits": [tuple(map(tuple, w)) if w else () for w in prog.waits],
+        **{k: getattr(prog, k) for k in _PLAIN},
     }
     cache._write(_path(cache, ckey), (MAGIC, ckey), value)
 
@@ -130,22 +164,68 @@ def changed_files(snap: dict[str, Any], keys: list[tuple[str, str]]) -> list[int
     return [i for i, (a, b) in enumerate(zip(old, keys, strict=True)) if a[1] != b[1]]
 
 
-def patch(snap: dict[str, Any], kb: KnowledgeBase, changed: dict[str, FileFacts]
-          ) -> Program | None:
+class _Sites:
+    """Program.active of a snapshot's model: a file's call sites are rebuilt, as a whole build
+    builds them, from its facts the first time one of its functions is asked for (its cached
+    facts, or the file extracted again; a changed file's new facts)."""
+
+    def __init__(self, prog: Program, link: _Linker, first: list[int],
+                 key: dict[str, str], given: dict[str, FileFacts], cache: Cache,
+                 wrappers: Wrappers) -> None:
+        self.prog, self.link, self.first, self.key = prog, link, first, key
+        self.given, self.cache, self.wrappers = given, cache, wrappers
+        self.file_of: list[int] = []
+        for k in range(len(first) - 1):
+            self.file_of.extend([k] * (first[k + 1] - first[k]))
+        self.sites: dict[int, tuple[Site, ...]] = {}
+
+    def __getitem__(self, f: int) -> tuple[Site, ...]:
+        got = self.sites.get(f)
+        if got is None:
+            self.load(self.file_of[f])
+            got = self.sites[f]
+        return got
+
+    def facts(self, path: str) -> FileFacts:
+        ff = self.given.get(path)
+        if ff is None:
+            hit = self.cache.get(self.key[path], True)
+            ff = hit[1] if hit is not None and isinstance(hit[1], FileFacts) else None
+        if ff is None:  # not in the cache any more: the same content gives the same facts
+            with open(path, "rb") as fh:
+                ff = extract_file(path, fh.read(), self.prog.kb, self.wrappers, frozenset())
+        return ff
+
+    def load(self, k: int) -> list[tuple[int, Function, tuple[Site, ...], tuple[Site, ...],
+                                         list[int]]]:
+        """File k's functions, sites, sites with something held, summary callees."""
+        prog = self.prog
+        ff = self.facts(prog.paths[k])
+        memo: dict[str, tuple[int, ...]] = {}
+        out = []
+        for j, fn in enumerate(ff.functions):
+            i = self.first[k] + j
+            sites, active, held, nexts = self.link.sites(fn, memo)
+            self.sites[i] = active
+            prog.funcs[i] = _lean(fn)
+            out.append((i, fn, sites, held, nexts))
+        return out
+
+
+def patch(snap: dict[str, Any], kb: KnowledgeBase, wrappers: Wrappers, cache: Cache,
+          changed: dict[str, FileFacts]) -> Program | None:
     """The snapshot's model redone for the changed files' new facts; None when the change
     reaches further than that."""
     prog = Program(kb)
-    prog.funcs = snap["funcs"]
-    prog.sites = snap["sites"]
-    for name in _TABLES:
+    for name in _PLAIN:
         setattr(prog, name, snap[name])
     paths: list[str] = prog.paths
     index = {p: k for k, p in enumerate(paths)}
-    first = [0] * (len(paths) + 1)
     shapes = snap["shapes"]
-    for k, (names, _) in enumerate(shapes):
-        first[k + 1] = first[k] + len(names)
-    if first[-1] != len(prog.funcs):
+    first = [0] * (len(paths) + 1)
+    for k, shape in enumerate(shapes):
+        first[k + 1] = first[k] + int(shape.split(":", 1)[0])
+    if first[-1] != len(snap["funcs"]):
         return None
     todo = []
     for path, ff in changed.items():
@@ -154,6 +234,14 @@ def patch(snap: dict[str, Any], kb: KnowledgeBase, changed: dict[str, FileFacts]
             return None  # functions added, removed, renamed; structs; lockdep keys
         todo.append((at, ff))
     todo.sort(key=lambda t: t[0])
+
+    prog.funcs = list(map(_fn, snap["funcs"]))
+    prog.held_sites = [tuple(map(_site, h)) if h else () for h in snap["held_sites"]]
+    prog.acq = [{c: Acq._make(a) for c, a in d} if d else {} for d in snap["acq"]]
+    prog.sleep = [Sleep._make(x) if x is not None else None for x in snap["sleep"]]
+    prog.sleep_param = [{j: Sleep._make(x) for j, x in d} if d else {}
+                        for d in snap["sleep_param"]]
+    prog.waits = [tuple(map(Wait._make, w)) if w else () for w in snap["waits"]]
 
     link = _Linker(prog.funcs, kb, prog.structs)
     for k, ff in todo:
@@ -165,27 +253,27 @@ def patch(snap: dict[str, Any], kb: KnowledgeBase, changed: dict[str, FileFacts]
         link.add_refs(lk)
     merge_links(prog, prog.links)
 
+    sites = _Sites(prog, link, first, dict(snap["keys"]), dict(changed), cache, wrappers)
+    prog.active = sites  # type: ignore[assignment]
     callers = prog.callers
     redo: set[int] = set()  # functions whose own facts changed
     callers_of: set[int] = set()  # functions whose callers must look again
     succ_changed = False
-    for k, ff in todo:
-        memo: dict[str, tuple[int, ...]] = {}
-        for j, fn in enumerate(ff.functions):
-            i = first[k] + j
-            for si, site in enumerate(prog.sites[i]):
-                if site is not None:
-                    for t in site.callees:
-                        callers[t].remove((i, si))
-            out, active, held, nexts = link.sites(fn, memo)
-            keep = {id(s) for s in active} | {id(s) for s in held}
-            # None: a site no lean rule reads (see save())
-            prog.sites[i] = tuple(s if id(s) in keep else None  # type: ignore[misc]
-                                  for s in out)
-            prog.active[i], prog.held_sites[i] = active, held
+    for k, _ in todo:
+        for i, fn, out, held, nexts in sites.load(k):
+            for t in prog.fwd[i]:
+                callers[t] = [x for x in callers[t] if x[0] != i]
+            prog.irq_calls -= {x for x in prog.irq_calls if x[0] == i}
+            fwd: set[int] = set()
             for si, site in enumerate(out):
                 for t in site.callees:
                     bisect.insort(callers[t], (i, si))
+                if site.callees:
+                    fwd.update(site.callees)
+                    if site.held and any(kind == "irq" for _, kind, _ in site.held):
+                        prog.irq_calls.add((i, si))
+            prog.fwd[i] = sorted(fwd)
+            prog.held_sites[i] = held
             if nexts != prog.succ[i]:
                 prog.succ[i] = nexts
                 succ_changed = True
@@ -193,7 +281,6 @@ def patch(snap: dict[str, Any], kb: KnowledgeBase, changed: dict[str, FileFacts]
             if cond != prog.conditional_sleep[i]:
                 prog.conditional_sleep[i] = cond
                 callers_of.add(i)
-            prog.funcs[i] = _lean(fn)
             redo.add(i)
 
     _contexts(prog)
