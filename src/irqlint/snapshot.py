@@ -51,7 +51,7 @@ from .program import (
     merge_links,
 )
 
-MAGIC = "irqlint-program-2"
+MAGIC = "irqlint-program-3"
 MAX_CHANGED = 64  # more changed files than this: a whole build is about as quick
 # tables kept as they are (lists, dicts and tuples of plain values)
 _PLAIN = ("callers", "succ", "fwd", "comps", "conditional_sleep", "keyed", "irq_calls",
@@ -101,7 +101,8 @@ def _site(t: tuple[Any, ...]) -> Site:
 def _shape(ff: FileFacts) -> str:
     """What of a file the rest of the model depends on beyond its function bodies: its
     functions' names in order, its struct definitions and its lockdep keys."""
-    text = repr(([(fn.name, fn.static) for fn in ff.functions], ff.structs,
+    text = repr(([(fn.name, fn.static) for fn in ff.functions],
+                 sorted((k, sorted(v.items())) for k, v in ff.structs.items()),
                  [fn.keyed for fn in ff.functions]))
     return f"{len(ff.functions)}:{hashlib.blake2b(text.encode(), digest_size=16).hexdigest()}"
 
