@@ -147,7 +147,7 @@ def _checked(args: argparse.Namespace) -> tuple[list[Finding], Analysis, set[str
     if hit is not None:
         files, skipped, findings = hit
         a = Analysis(files, None, skipped, plan.kb, plan.wrappers, plan.seconds,
-                     cached=len(files))
+                     cached=len(files), marked=plan.marked)
         a.seconds["results-cache"] = time.perf_counter() - t1
     else:
         # a few files changed since a whole run: its program model, redone for them

@@ -63,6 +63,8 @@ class Analysis:
     cached: int = 0
     program: Any = None  # the program model, built by the first whole-program rule
     filtered: dict[str, int] = field(default_factory=dict)  # findings hidden after the rules
+    # the files that may hold suppression comments (None: not known, look in all)
+    marked: frozenset[str] | None = None
 
 
 @contextmanager
@@ -90,17 +92,19 @@ def _init_worker(kb: KnowledgeBase, wrappers: Wrappers | None, max_size: int,
     _W["kb"], _W["wrappers"], _W["max"], _W["families"] = kb, wrappers, max_size, families
 
 
-def _phase0(path: str) -> tuple[str, int, int, str, list[MacroDef], str | None]:
+def _phase0(path: str) -> tuple[str, int, int, str, list[MacroDef], str | None, bool]:
     try:
         st = os.stat(path)
         with open(path, "rb") as f:
             data = f.read(_W["max"] + 1)
     except OSError as exc:
-        return path, 0, 0, "", [], f"unreadable ({exc.strerror})"
+        return path, 0, 0, "", [], f"unreadable ({exc.strerror})", False
     reason = check_source(data, _W["max"])
     if reason is not None:
-        return path, st.st_size, st.st_mtime_ns, "", [], reason
-    return path, st.st_size, st.st_mtime_ns, content_hash(data), collect_macros(path, data), None
+        return path, st.st_size, st.st_mtime_ns, "", [], reason, False
+    # `marked`: the file may hold a suppression comment (only those are read again for them)
+    return (path, st.st_size, st.st_mtime_ns, content_hash(data), collect_macros(path, data),
+            None, SUPPRESSION_MARK in data)
 
 
 def _phase1(job: tuple[str, str, str | None, bool]
@@ -174,6 +178,10 @@ def detect_profile(paths: list[str]) -> str:
     return "linux"
 
 
+_INDEX_FIELDS = 6  # size, mtime, content hash, macros, why skipped, marked
+SUPPRESSION_MARK = b"irqlint:"
+
+
 @dataclass(slots=True)
 class Plan:
     """What phase 0 decided: the files to analyse with their cache keys, what was skipped, the
@@ -187,6 +195,7 @@ class Plan:
     jobs: int
     show: bool
     digest: str
+    marked: frozenset[str] = frozenset()  # files that may hold suppression comments
 
 
 def load_incremental(plan: Plan, opts: Options) -> Analysis | None:
@@ -224,7 +233,7 @@ def load_incremental(plan: Plan, opts: Options) -> Analysis | None:
         files[pos[s.path]] = s
     skipped = sorted(plan.skipped + snap["skipped"])
     a = Analysis(files, None, skipped, plan.kb, plan.wrappers, plan.seconds,
-                 cached=len(files) - len(part.files) + part.cached)
+                 cached=len(files) - len(part.files) + part.cached, marked=plan.marked)
     a.program = prog
     return a
 
@@ -266,7 +275,7 @@ def prepare(paths: list[str], opts: Options) -> Plan:
     todo = []
     for f in files:
         ent = index.get(os.path.abspath(f))
-        if ent is not None:
+        if ent is not None and len(ent) == _INDEX_FIELDS:
             try:
                 st = os.stat(f)
             except OSError:
@@ -283,9 +292,12 @@ def prepare(paths: list[str], opts: Options) -> Plan:
     skipped: list[tuple[str, str]] = []
     macros: list[MacroDef] = []
     usable: list[tuple[str, str]] = []
+    marked: set[str] = set()
     for f in files:
-        _, size, mtime, chash, mdefs, reason = rows[f]
-        index[os.path.abspath(f)] = (size, mtime, chash, mdefs, reason)
+        _, size, mtime, chash, mdefs, reason, mark = rows[f]
+        index[os.path.abspath(f)] = (size, mtime, chash, mdefs, reason, mark)
+        if mark:
+            marked.add(f)
         if reason is not None:
             if f in explicit:
                 raise InputError(f"{f}: {reason}")
@@ -306,7 +318,8 @@ def prepare(paths: list[str], opts: Options) -> Plan:
         h.update(part.encode())
         h.update(b"\0")
     seconds["read+macros"] = time.perf_counter() - t
-    return Plan(keys, skipped, kb, wrappers, seconds, jobs, show, h.hexdigest())
+    return Plan(keys, skipped, kb, wrappers, seconds, jobs, show, h.hexdigest(),
+                frozenset(marked))
 
 
 def load(plan: Plan, opts: Options) -> Analysis:
@@ -351,4 +364,5 @@ def load(plan: Plan, opts: Options) -> Analysis:
     ordered = [summaries[f] for f, _ in plan.keys if f in summaries]
     ordered_facts = [facts[f] for f, _ in plan.keys if f in facts] if full else None
     skipped.sort()
-    return Analysis(ordered, ordered_facts, skipped, kb, wrappers, seconds, cached)
+    return Analysis(ordered, ordered_facts, skipped, kb, wrappers, seconds, cached,
+                    marked=plan.marked)

@@ -84,8 +84,8 @@ def apply(flt: Filters, findings: list[Finding], a: Analysis, known: set[str],
     from .rules.suppressions import META
 
     t = time.perf_counter()
-    if META & enabled:  # unused and invalid comments can be in any file
-        files = [s.path for s in a.files]
+    if META & enabled:  # unused and invalid comments can be in any file (that has one)
+        files = [s.path for s in a.files if a.marked is None or s.path in a.marked]
     else:
         files = sorted({f.file for f in findings})
     ranges_of = _ranges(a)
