@@ -229,3 +229,22 @@ def test_block_macros_and_digit_words() -> None:
     # a function defined through a macro at column 0 is not a block
     src = b"DEFINE_TEST(foo)\n{\n\treturn;\n}\n"
     assert normalize(src, KB).text == src
+
+
+def test_swallowed_count_takes_only_bodies_after_a_header() -> None:
+    """A `{` alone on a line inside a top-level ERROR is a lost function body only after a
+    header ending in `)`; the entries of an #included table fragment are not functions."""
+    from types import SimpleNamespace
+
+    from irqlint.extract import _count_swallowed, extract_file
+    from irqlint.ir import FileFacts
+    from irqlint.macros import Wrappers
+
+    frag = b'{\n\t"one",\n\t.insns = {\n\t},\n},\n/* next */\n{\n\t"two",\n},\n'
+    src = frag + b"static int f(int a)\n\t__must_hold(&l)\n{\n\treturn a;\n}\n"
+    facts = FileFacts("t.c")
+    error = SimpleNamespace(type="ERROR", start_byte=0, end_byte=len(src))
+    _count_swallowed(SimpleNamespace(children=[error]), facts, src)  # type: ignore[arg-type]
+    assert facts.failed_functions == 1
+    whole = extract_file("frag.c", frag, KB, Wrappers.build([], set(KB.lock_apis)))
+    assert whole.functions == [] and whole.failed_functions == 0
