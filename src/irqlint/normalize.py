@@ -476,7 +476,8 @@ def rewrite_headers(buf: bytearray, text: bytes, kb: KnowledgeBase) -> None:
 
 # A word or a call right before a string literal, or right after one: a macro pasted onto
 # the literal (`printk(KERN_ERR DRV_NAME ": x")`, `"%" PRIu64 "\n"`, `"v" __stringify(X)`).
-_BEFORE_STRING = re.compile(rb"[\w)][ \t]*(?:\r?\n[ \t]*)?\"")
+_WORD_OR_CLOSE = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_)")
+_WORD_OR_DOT = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.")
 _AFTER_STRING = re.compile(rb"\"[ \t]*(?:\r?\n[ \t]*)?([A-Za-z_]\w*)")
 _STRING_PREFIXES = frozenset((b"L", b"u", b"U", b"u8"))
 _STRING_NEIGHBOURS = frozenset((b"return", b"case", b"sizeof", b"extern", b"else", b"do",
@@ -548,57 +549,79 @@ def blank_string_macros(buf: bytearray) -> None:
     """Blank the macros pasted onto a string literal: C allows neither a word nor a call
     next to a literal (keywords such as `return "x"` aside), so each is a macro expanding
     to a string (DRV_NAME, PRIu64, __stringify(x)).  Repeated until a chain is gone."""
-    lits: _Literals | None = None
+    text = bytes(buf)
+    if b'"' not in text:
+        return
+    lits = _Literals(text)  # blanking code words moves no literal
+    strings = [(s, e) for s, e, k in zip(lits.starts, lits.ends, lits.kinds, strict=True)
+               if k == _STRING]
     for _ in range(4):
         text = bytes(buf)
         spans: list[tuple[int, int]] = []
-        for m in _BEFORE_STRING.finditer(text):
-            if lits is None:
-                lits = _Literals(text)  # blanking code words moves no literal
-            quote = m.end() - 1
-            end = m.start() + 1
-            if lits.state(quote) != _STRING or lits.closes_at(quote):
-                continue  # not an opening quote
-            if text[m.start()] == 41:  # `)`: a call `name(...)` before the literal
-                op = _open_paren_before(text, m.start())
-                if op == -1:
-                    continue
-                k = op
-                while k > 0 and text[k - 1] in b" \t":
+        for s, e in strings:
+            k = s - 1  # back over blanks and at most one newline
+            while k >= 0 and text[k] in b" \t":
+                k -= 1
+            if k >= 0 and text[k] == 10:
+                k -= 1
+                if k >= 0 and text[k] == 13:
                     k -= 1
-                start = _word_before(text, k)
-                if start == k:
-                    continue  # a cast `(char *)"x"` or a parenthesised expression
-                name = text[start:k]
-            else:
-                start = _word_before(text, end)
-                name = text[start:end]
-                if name in _STRING_PREFIXES and quote == end:
-                    continue
-            if (not name or name[0] in b"0123456789" or name in _STRING_NEIGHBOURS
-                    or _preprocessor_line(text, start) or lits.state(start) != _CODE):
-                continue
-            spans.append((start, end))
-        for m in _AFTER_STRING.finditer(text):
-            if lits is None:
-                lits = _Literals(text)
-            if not lits.closes_at(m.start()) or lits.state(m.start(1)) != _CODE:
-                continue
-            start, end = m.span(1)
-            if m.group(1) in _STRING_NEIGHBOURS or _preprocessor_line(text, m.start()):
-                continue
-            k = end
-            while k < len(text) and text[k] in b" \t":
-                k += 1
-            if k < len(text) and text[k] == 40:
-                end = _match_paren(text, k)
-                if end == -1:
-                    continue
-            spans.append((start, end))
+                while k >= 0 and text[k] in b" \t":
+                    k -= 1
+            if k >= 0 and (text[k] in _WORD_OR_CLOSE):
+                span = _before_string(text, lits, k, s)
+                if span is not None:
+                    spans.append(span)
+            m = _AFTER_STRING.match(text, e - 1)
+            if m is not None and e - s > 1:
+                span = _after_string(text, lits, m)
+                if span is not None:
+                    spans.append(span)
         if not spans:
             return
         for start, end in spans:
             _blank(buf, start, end)
+
+
+def _before_string(text: bytes, lits: _Literals, last: int,
+                   quote: int) -> tuple[int, int] | None:
+    """The word or call ending at `last` just before the literal opening at `quote`."""
+    end = last + 1
+    if text[last] == 41:  # `)`: a call `name(...)` before the literal
+        op = _open_paren_before(text, last)
+        if op == -1:
+            return None
+        k = op
+        while k > 0 and text[k - 1] in b" \t":
+            k -= 1
+        start = _word_before(text, k)
+        if start == k:
+            return None  # a cast `(char *)"x"` or a parenthesised expression
+        name = text[start:k]
+    else:
+        start = _word_before(text, end)
+        name = text[start:end]
+        if name in _STRING_PREFIXES and quote == end:
+            return None
+    if (not name or name[0] in b"0123456789" or name in _STRING_NEIGHBOURS
+            or _preprocessor_line(text, start) or lits.state(start) != _CODE):
+        return None
+    return start, end
+
+
+def _after_string(text: bytes, lits: _Literals, m: re.Match[bytes]) -> tuple[int, int] | None:
+    start, end = m.span(1)
+    if (m.group(1) in _STRING_NEIGHBOURS or lits.state(start) != _CODE
+            or _preprocessor_line(text, m.start())):
+        return None
+    k = end
+    while k < len(text) and text[k] in b" \t":
+        k += 1
+    if k < len(text) and text[k] == 40:
+        end = _match_paren(text, k)
+        if end == -1:
+            return None
+    return start, end
 
 
 @lru_cache(maxsize=4)
@@ -615,7 +638,7 @@ def rewrite_designated_args(buf: bytearray, text: bytes, kb: KnowledgeBase) -> N
     .flags = f, .cookie = c,);`) lose their leading dot and the trailing comma, so each is an
     assignment expression in a call: `LIBBPF_OPTS(type, name,  flags = f,  cookie = c );`."""
     rx = _designated_re(kb)
-    if rx is None:
+    if rx is None or not any(n.encode() in text for n in kb.normalize["designated_arg_calls"]):
         return
     for m in rx.finditer(text):
         close = _match_paren(text, m.end() - 1)
@@ -701,8 +724,10 @@ def _is_statement_position(text: bytes, start: int) -> bool:
 
 # An indented macro call whose `{` follows on the same line: a statement-like block macro
 # (`bpf_for(i, 0, n) {`, `with_intel_runtime_pm(rpm, wf) {`, `drm_exec_until_all_locked(e) {`).
-_BLOCK_MACRO = re.compile(rb"^[ \t]+([A-Za-z_]\w{4,})[ \t]*\(", re.M)
-_BLOCK_OPEN = re.compile(rb"[ \t]*\{[ \t]*(?:$|//|/\*)", re.M)
+# an argument list nesting parentheses up to three deep
+_ARGS = rb"\((?:[^()]|\((?:[^()]|\([^()]*\))*\))*\)"
+_BLOCK_MACRO = re.compile(rb"^[ \t]+([A-Za-z_]\w{4,})[ \t]*(" + _ARGS
+                          + rb")[ \t]*\{[ \t]*(?:$|//|/\*)", re.M)
 _NOT_BLOCK_MACROS = _NOT_CALLEES | {b"__attribute__", b"__attribute", b"typeof", b"__typeof__",
                                     b"__typeof", b"asm", b"__asm__", b"__asm", b"_Generic",
                                     b"__extension__"}
@@ -717,9 +742,6 @@ def rewrite_block_macros(buf: bytearray, text: bytes, seen: set[int]) -> None:
         name = m.group(1)
         if start in seen or name in _NOT_BLOCK_MACROS:
             continue
-        close = _match_paren(text, m.end() - 1)
-        if close == -1 or not _BLOCK_OPEN.match(text, close):
-            continue
         if not _is_statement_position(text, start):
             continue
         # no cursor recorded: what such a macro assigns is unknown
@@ -728,13 +750,15 @@ def rewrite_block_macros(buf: bytearray, text: bytes, seen: set[int]) -> None:
 
 # A number-like word with an underscore (`tg3_flag(tp, 5780_CLASS)`, `1000baseT_Full`): a
 # token pasted by a macro (`TG3_FLAG_##flag`), never a C number.
-_DIGIT_WORD = re.compile(rb"(?<![\w.])\d\w*_\w*")
+_DIGIT_WORD = re.compile(rb"\d\w*_\w*")
 
 
 def rewrite_digit_words(buf: bytearray, text: bytes) -> None:
     """`5780_CLASS` -> `_780_CLASS`: an identifier of the same length."""
     lits: _Literals | None = None
     for m in _DIGIT_WORD.finditer(text):
+        if m.start() and (text[m.start() - 1] in _WORD_OR_DOT):
+            continue  # the tail of a word (`u8_x` matches at `8`) or of a number (`.5_`)
         if text[m.start() : m.start() + 2] in (b"0x", b"0X"):
             continue
         if lits is None:
@@ -775,7 +799,7 @@ def rewrite_statement_args(buf: bytearray, text: bytes) -> None:
 
 # An indented call starting a statement, possibly the first of a run of statement macros
 # written without semicolons: `switch (cmd) { N(UP) N(DOWN)\n\tN(REBOOT)\n\t}`.
-_LINE_CALL = re.compile(rb"^[ \t]+([A-Za-z_]\w*)[ \t]*\(", re.M)
+_RUN_START = re.compile(rb"^[ \t]+([A-Za-z_]\w*)[ \t]*" + _ARGS + rb"\s*\1[ \t]*\(", re.M)
 _NEXT_CALL = re.compile(rb"\s*([A-Za-z_]\w*)[ \t]*\(")
 _GAP = re.compile(rb"\s*")
 
@@ -786,13 +810,13 @@ def terminate_macro_runs(buf: bytearray, text: bytes) -> None:
     space or tab after each call becomes the `;`.  Calls with only newlines after them stay
     as they are."""
     pos = 0
-    for m in _LINE_CALL.finditer(text):
+    for m in _RUN_START.finditer(text):
         if m.start() < pos or m.group(1) in _NOT_BLOCK_MACROS:
             continue
         if not _is_statement_position(text, m.start(1)):
             continue
         closes = []
-        open_pos = m.end() - 1
+        open_pos = text.index(b"(", m.end(1))
         while True:
             close = _match_paren(text, open_pos)
             if close == -1:
