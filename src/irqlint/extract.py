@@ -32,7 +32,7 @@ from .ir import (
 from .kb import KnowledgeBase
 from .lockexpr import base_type, lock_class, normalise
 from .macros import Wrappers
-from .normalize import Normalized, blank_alternatives, normalize
+from .normalize import Normalized, blank_alternatives, code_before, normalize
 from .parse import captures, parse
 
 _DEFINE_LOCK = re.compile(
@@ -313,13 +313,19 @@ def _error_count(root: Node) -> int:
     return len(captures("errors", root).get("e", []))
 
 
+_BODY_OPEN_LINE = re.compile(rb"^\{[ \t]*$", re.MULTILINE)
+
+
 def _count_swallowed(root: Node, facts: FileFacts, text: bytes) -> None:
     """Functions lost inside top-level ERROR nodes (kernel style: a body opens with `{` alone
-    on a line), and the macro names nearest to each error, for `irqlint stats`."""
+    on a line, after a header ending in `)`; a `{` after `},` opens a table entry, as in the
+    array fragments that files such as the BPF verifier tests #include), and the macro names
+    nearest to each error, for `irqlint stats`."""
     for child in root.children:
         if child.type == "ERROR":
             body = text[child.start_byte : child.end_byte]
-            n = len(re.findall(rb"^\{[ \t]*$", body, re.MULTILINE))
+            n = sum(1 for m in _BODY_OPEN_LINE.finditer(body)
+                    if code_before(text, child.start_byte + m.start()).endswith(b")"))
             if n:
                 facts.failed_functions += n
                 culprit = _error_culprit(text, child.start_byte)

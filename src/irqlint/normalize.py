@@ -5,6 +5,10 @@ cleanup-scoped guards it cannot take.  Every rewrite here keeps byte offsets and
 text is replaced by spaces of the same length (newlines kept), and an iterator macro's name is
 replaced by ``while`` padded to the same length.  Facts that the blanking would lose (lock
 annotations, which loops were really ``scoped_guard``) are recorded first, in side tables.
+Macro shapes C has no place for are recognised by their shape, whatever the macro's name: a
+word or call pasted onto a string literal, an indented `name(args) {` block, a run of
+statement macros without semicolons, a statement passed as a macro argument, a token pasted
+into a number-like word.
 """
 
 from __future__ import annotations
@@ -66,6 +70,40 @@ def _match_paren(text: bytes, open_pos: int) -> int:
                 i += 1
         i += 1
     return -1
+
+
+_CODE, _STRING, _CHAR, _COMMENT = range(4)
+
+
+def _lex_state(text: bytes, pos: int) -> int:
+    """Whether pos is in code, in a string or character literal, or in a comment begun on its
+    line (a literal continued from an earlier line with a backslash is not seen)."""
+    i = text.rfind(b"\n", 0, pos) + 1
+    while i < pos:
+        c = text[i]
+        if c == 34 or c == 39:  # " or '
+            j = i + 1
+            while j < pos and text[j] != c:
+                j += 2 if text[j] == 92 else 1
+            if j >= pos:
+                return _STRING if c == 34 else _CHAR
+            i = j + 1
+            continue
+        if c == 47 and i + 1 < pos:  # /
+            if text[i + 1] == 47:
+                return _COMMENT
+            if text[i + 1] == 42:
+                e = text.find(b"*/", i + 2, pos)
+                if e == -1:
+                    return _COMMENT
+                i = e + 2
+                continue
+        i += 1
+    return _CODE
+
+
+def _in_literal(text: bytes, pos: int) -> bool:
+    return _lex_state(text, pos) != _CODE
 
 
 def _at_line_start(text: bytes, pos: int) -> bool:
@@ -173,7 +211,7 @@ _LABEL_LINE = re.compile(rb"[ \t]*([A-Za-z_]\w*)[ \t]*:[ \t]*$")
 _OPERATOR_START = frozenset(b"|&+-*/%?:.,)]=<>^}")
 
 
-def _code_before(text: bytes, pos: int) -> bytes:
+def code_before(text: bytes, pos: int) -> bytes:
     """The last code line before pos (blank lines and whole-line comments skipped), stripped,
     or b"#" if a preprocessor line or the start of the file comes first."""
     end = pos
@@ -272,9 +310,9 @@ def blank_split_conditionals(buf: bytearray, text: bytes) -> None:
         if buf[group[0][0]] != 35:  # already blanked inside an enclosing group
             continue
         first_end = group[1][0]
-        before = _code_before(text, group[0][0])
+        before = code_before(text, group[0][0])
         first = _code_after(text, group[0][1], first_end)
-        last = _code_before(text, first_end)
+        last = code_before(text, first_end)
         if last != b"#" and text.rfind(b"\n", 0, first_end) < group[0][1]:
             last = b"#"
         if not _mid_statement(text, before, first, last):
@@ -436,6 +474,223 @@ def rewrite_headers(buf: bytearray, text: bytes, kb: KnowledgeBase) -> None:
                 buf[c] = 32
 
 
+# A word or a call right before a string literal, or right after one: a macro pasted onto
+# the literal (`printk(KERN_ERR DRV_NAME ": x")`, `"%" PRIu64 "\n"`, `"v" __stringify(X)`).
+_WORD_OR_CLOSE = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_)")
+_WORD_OR_DOT = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.")
+_AFTER_STRING = re.compile(rb"\"[ \t]*(?:\r?\n[ \t]*)?([A-Za-z_]\w*)")
+_STRING_PREFIXES = frozenset((b"L", b"u", b"U", b"u8"))
+_STRING_NEIGHBOURS = frozenset((b"return", b"case", b"sizeof", b"extern", b"else", b"do",
+                                b"goto", b"asm", b"__asm__", b"__asm", b"volatile",
+                                b"__volatile__", b"inline", b"__inline__", b"_Pragma"))
+
+
+def _word_before(text: bytes, end: int) -> int:
+    start = end
+    while start > 0 and (text[start - 1] == 95 or chr(text[start - 1]).isalnum()):
+        start -= 1
+    return start
+
+
+def _open_paren_before(text: bytes, close: int) -> int:
+    """Index of the `(` matching the `)` at close, or -1 (gives up at a quote or a `;`)."""
+    depth = 0
+    for i in range(close, max(-1, close - 2000), -1):
+        c = text[i]
+        if c == 41:
+            depth += 1
+        elif c == 40:
+            depth -= 1
+            if depth == 0:
+                return i
+        elif c in (34, 39, 59, 123, 125):
+            return -1
+    return -1
+
+
+def _preprocessor_line(text: bytes, pos: int) -> bool:
+    ls = text.rfind(b"\n", 0, pos) + 1
+    return text[ls:pos].lstrip().startswith(b"#")
+
+
+# Comments, string and character literals, in one left-to-right scan (a backslash-newline
+# inside a literal is an escape like any other).
+_LITERAL = re.compile(rb"/\*.*?(?:\*/|\Z)|//[^\n]*|\"(?:\\.|[^\"\\\n])*\"?|'(?:\\.|[^'\\\n])*'?",
+                      re.S)
+
+
+class _Literals:
+    """Where the comments and literals of a text are; `state(pos)` classifies a position."""
+
+    def __init__(self, text: bytes) -> None:
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+        self.kinds: list[int] = []
+        for m in _LITERAL.finditer(text):
+            self.starts.append(m.start())
+            self.ends.append(m.end())
+            c = text[m.start()]
+            self.kinds.append(_STRING if c == 34 else _CHAR if c == 39 else _COMMENT)
+
+    def state(self, pos: int) -> int:
+        """_CODE, or the kind of literal pos is in; a literal's opening quote is in it."""
+        i = bisect.bisect_right(self.starts, pos) - 1
+        if i >= 0 and pos < self.ends[i]:
+            return self.kinds[i]
+        return _CODE
+
+    def closes_at(self, pos: int) -> bool:
+        """Whether pos is the closing quote of a string literal."""
+        i = bisect.bisect_right(self.starts, pos) - 1
+        return i >= 0 and self.kinds[i] == _STRING and pos == self.ends[i] - 1 > self.starts[i]
+
+
+def blank_string_macros(buf: bytearray) -> None:
+    """Blank the macros pasted onto a string literal: C allows neither a word nor a call
+    next to a literal (keywords such as `return "x"` aside), so each is a macro expanding
+    to a string (DRV_NAME, PRIu64, __stringify(x)).  Repeated until a chain is gone."""
+    text = bytes(buf)
+    if b'"' not in text:
+        return
+    lits = _Literals(text)  # blanking code words moves no literal
+    strings = [(s, e) for s, e, k in zip(lits.starts, lits.ends, lits.kinds, strict=True)
+               if k == _STRING]
+    for _ in range(4):
+        text = bytes(buf)
+        spans: list[tuple[int, int]] = []
+        for s, e in strings:
+            k = s - 1  # back over blanks and at most one newline
+            while k >= 0 and text[k] in b" \t":
+                k -= 1
+            if k >= 0 and text[k] == 10:
+                k -= 1
+                if k >= 0 and text[k] == 13:
+                    k -= 1
+                while k >= 0 and text[k] in b" \t":
+                    k -= 1
+            if k >= 0 and (text[k] in _WORD_OR_CLOSE):
+                span = _before_string(text, lits, k, s)
+                if span is not None:
+                    spans.append(span)
+            m = _AFTER_STRING.match(text, e - 1)
+            if m is not None and e - s > 1:
+                span = _after_string(text, lits, m)
+                if span is not None:
+                    spans.append(span)
+        if not spans:
+            return
+        for start, end in spans:
+            _blank(buf, start, end)
+
+
+def _before_string(text: bytes, lits: _Literals, last: int,
+                   quote: int) -> tuple[int, int] | None:
+    """The word or call ending at `last` just before the literal opening at `quote`."""
+    end = last + 1
+    if text[last] == 41:  # `)`: a call `name(...)` before the literal
+        op = _open_paren_before(text, last)
+        if op == -1:
+            return None
+        k = op
+        while k > 0 and text[k - 1] in b" \t":
+            k -= 1
+        start = _word_before(text, k)
+        if start == k:
+            return None  # a cast `(char *)"x"` or a parenthesised expression
+        name = text[start:k]
+    else:
+        start = _word_before(text, end)
+        name = text[start:end]
+        if name in _STRING_PREFIXES and quote == end:
+            return None
+    if (not name or name[0] in b"0123456789" or name in _STRING_NEIGHBOURS
+            or _preprocessor_line(text, start) or lits.state(start) != _CODE):
+        return None
+    return start, end
+
+
+def _after_string(text: bytes, lits: _Literals, m: re.Match[bytes]) -> tuple[int, int] | None:
+    start, end = m.span(1)
+    if (m.group(1) in _STRING_NEIGHBOURS or lits.state(start) != _CODE
+            or _preprocessor_line(text, m.start())):
+        return None
+    k = end
+    while k < len(text) and text[k] in b" \t":
+        k += 1
+    if k < len(text) and text[k] == 40:
+        end = _match_paren(text, k)
+        if end == -1:
+            return None
+    return start, end
+
+
+@lru_cache(maxsize=4)
+def _designated_re(kb: KnowledgeBase) -> re.Pattern[bytes] | None:
+    names = kb.normalize.get("designated_arg_calls", ())
+    if not names:
+        return None
+    return re.compile(rb"\b(?:" + b"|".join(re.escape(n.encode()) for n in names)
+                      + rb")[ \t]*\(")
+
+
+def rewrite_designated_args(buf: bytearray, text: bytes, kb: KnowledgeBase) -> None:
+    """Designated initializers passed to a declaring macro (libbpf's `LIBBPF_OPTS(type, name,
+    .flags = f, .cookie = c,);`) lose their leading dot and the trailing comma, so each is an
+    assignment expression in a call: `LIBBPF_OPTS(type, name,  flags = f,  cookie = c );`."""
+    rx = _designated_re(kb)
+    if rx is None or not any(n.encode() in text for n in kb.normalize["designated_arg_calls"]):
+        return
+    for m in rx.finditer(text):
+        close = _match_paren(text, m.end() - 1)
+        if close == -1:
+            continue
+        commas = _top_commas(text, m.end(), close - 1)
+        for c in commas:
+            k = c + 1
+            while k < close and text[k] in b" \t\r\n":
+                k += 1
+            if text[k] == 46 and (text[k + 1] == 95 or chr(text[k + 1]).isalpha()):  # .name
+                buf[k] = 32
+            elif k == close - 1:  # a trailing comma before `)`
+                buf[c] = 32
+
+
+@lru_cache(maxsize=4)
+def _asm_res(kb: KnowledgeBase) -> tuple[re.Pattern[bytes] | None, dict[bytes, bytes],
+                                         re.Pattern[bytes] | None]:
+    ops = {k.encode(): f'"{v}"'.encode() for k, v in kb.normalize.get("asm_operand_macros",
+                                                                        {}).items()}
+    ops = {k: v for k, v in ops.items() if len(v) <= len(k)}
+    clobbers = kb.normalize.get("asm_clobber_words", ())
+    op_re = re.compile(rb"\b(" + b"|".join(map(re.escape, sorted(ops, reverse=True)))
+                       + rb")[ \t]*\(") if ops else None
+    cl_re = re.compile(rb"\b(?:" + b"|".join(re.escape(c.encode()) for c in clobbers)
+                       + rb")\b") if clobbers else None
+    return op_re, ops, cl_re
+
+
+def rewrite_asm_operands(buf: bytearray, text: bytes, kb: KnowledgeBase) -> None:
+    """Macros that expand to a whole asm operand or clobber list (the BPF selftests'
+    `:: __imm(name), __imm_const(n, v) : __clobber_all`) become what the grammar takes:
+    `:: "i"  (name), "i"        (   v) : "memory"     `."""
+    if b"asm" not in text:
+        return
+    op_re, ops, cl_re = _asm_res(kb)
+    if op_re is not None:
+        for m in op_re.finditer(text):
+            close = _match_paren(text, m.end() - 1)
+            if close == -1:
+                continue
+            name = m.group(1)
+            buf[m.start() : m.end(1)] = ops[name].ljust(len(name))
+            commas = _top_commas(text, m.end(), close - 1)
+            if commas:  # the operand's value is the last argument
+                _blank(buf, m.end(), commas[-1] + 1)
+    if cl_re is not None:
+        for m in cl_re.finditer(text):
+            buf[m.start() : m.end()] = b'"memory"'.ljust(m.end() - m.start())
+
+
 def _is_statement_position(text: bytes, start: int) -> bool:
     """True if an identifier at `start` begins a statement (not a declaration or expression)."""
     i = start - 1
@@ -465,6 +720,123 @@ def _is_statement_position(text: bytes, start: int) -> bool:
             j -= 1
         return text[j + 1 : i + 1] in _LOOP_PREV_WORDS
     return False
+
+
+# An indented macro call whose `{` follows on the same line: a statement-like block macro
+# (`bpf_for(i, 0, n) {`, `with_intel_runtime_pm(rpm, wf) {`, `drm_exec_until_all_locked(e) {`).
+# an argument list nesting parentheses up to three deep
+_ARGS = rb"\((?:[^()]|\((?:[^()]|\([^()]*\))*\))*\)"
+_BLOCK_MACRO = re.compile(rb"^[ \t]+([A-Za-z_]\w{4,})[ \t]*(" + _ARGS
+                          + rb")[ \t]*\{[ \t]*(?:$|//|/\*)", re.M)
+_NOT_BLOCK_MACROS = _NOT_CALLEES | {b"__attribute__", b"__attribute", b"typeof", b"__typeof__",
+                                    b"__typeof", b"asm", b"__asm__", b"__asm", b"_Generic",
+                                    b"__extension__"}
+
+
+def rewrite_block_macros(buf: bytearray, text: bytes, seen: set[int]) -> None:
+    """An indented `name(args) {` in statement position is a loop-like block macro whatever
+    its name (C has no other such shape): the name becomes `while` padded, as for the
+    iterator macros of loop_macro_pattern."""
+    for m in _BLOCK_MACRO.finditer(text):
+        start, name_end = m.span(1)
+        name = m.group(1)
+        if start in seen or name in _NOT_BLOCK_MACROS:
+            continue
+        if not _is_statement_position(text, start):
+            continue
+        # no cursor recorded: what such a macro assigns is unknown
+        buf[start:name_end] = b"while" + b" " * (name_end - start - 5)
+
+
+# A number-like word with an underscore (`tg3_flag(tp, 5780_CLASS)`, `1000baseT_Full`): a
+# token pasted by a macro (`TG3_FLAG_##flag`), never a C number.
+_DIGIT_WORD = re.compile(rb"\d\w*_\w*")
+
+
+def rewrite_digit_words(buf: bytearray, text: bytes) -> None:
+    """`5780_CLASS` -> `_780_CLASS`: an identifier of the same length."""
+    lits: _Literals | None = None
+    for m in _DIGIT_WORD.finditer(text):
+        if m.start() and (text[m.start() - 1] in _WORD_OR_DOT):
+            continue  # the tail of a word (`u8_x` matches at `8`) or of a number (`.5_`)
+        if text[m.start() : m.start() + 2] in (b"0x", b"0X"):
+            continue
+        if lits is None:
+            lits = _Literals(text)
+        if lits.state(m.start()) == _CODE and not _preprocessor_line(text, m.start()):
+            buf[m.start()] = 95  # _
+
+
+# A statement passed to a macro (`PP_ASSERT_WITH_CODE(!ret, "msg", return ret);`,
+# `cond_guard(lock, goto out, &l)`) and a macro declaring a static local (`static
+# DECLARE_BITMAP(seen, N);` in a body), which the grammar takes only as a declaration.
+_STATEMENT_ARG = re.compile(rb"[(,][ \t]*\n?[ \t]*(return|goto|break|continue)\b")
+_STATIC_MACRO = re.compile(rb"^[ \t]+(static)[ \t]+[A-Z_][A-Z0-9_]*[ \t]*\(", re.M)
+
+
+def rewrite_statement_args(buf: bytearray, text: bytes) -> None:
+    """`, return ret)` -> `,        ret)`, `, break)` -> `, 0    )`; and the `static` of an
+    indented `static MACRO(...);` is blanked so the macro is a call."""
+    lits: _Literals | None = None
+    for m in _STATEMENT_ARG.finditer(text):
+        if lits is None:
+            lits = _Literals(text)
+        if lits.state(m.start()) != _CODE or _preprocessor_line(text, m.start()):
+            continue
+        s, e = m.span(1)
+        k = e
+        while k < len(text) and text[k] in b" \t\r\n":
+            k += 1
+        if m.group(1) in (b"return", b"goto") and k < len(text) and text[k] not in b"),":
+            _blank(buf, s, e)
+        else:
+            buf[s:e] = b"0".ljust(e - s)
+    for m in _STATIC_MACRO.finditer(text):
+        close = _match_paren(text, m.end() - 1)
+        if close != -1 and _code_after(text, close, len(text))[:1] == b";":
+            _blank(buf, m.start(1), m.end(1))
+
+
+# An indented call starting a statement, possibly the first of a run of statement macros
+# written without semicolons: `switch (cmd) { N(UP) N(DOWN)\n\tN(REBOOT)\n\t}`.
+_RUN_START = re.compile(rb"^[ \t]+([A-Za-z_]\w*)[ \t]*" + _ARGS + rb"\s*\1[ \t]*\(", re.M)
+_NEXT_CALL = re.compile(rb"\s*([A-Za-z_]\w*)[ \t]*\(")
+_GAP = re.compile(rb"\s*")
+
+
+def terminate_macro_runs(buf: bytearray, text: bytes) -> None:
+    """Two or more calls of one macro in a row with nothing between them (`N(UP) N(DOWN)`)
+    are statement macros that bring their own semicolon (C has no such shape otherwise): a
+    space or tab after each call becomes the `;`.  Calls with only newlines after them stay
+    as they are."""
+    pos = 0
+    for m in _RUN_START.finditer(text):
+        if m.start() < pos or m.group(1) in _NOT_BLOCK_MACROS:
+            continue
+        if not _is_statement_position(text, m.start(1)):
+            continue
+        closes = []
+        open_pos = text.index(b"(", m.end(1))
+        while True:
+            close = _match_paren(text, open_pos)
+            if close == -1:
+                break
+            closes.append(close)
+            nxt = _NEXT_CALL.match(text, close)
+            if nxt is None or nxt.group(1) != m.group(1):
+                break
+            open_pos = nxt.end() - 1
+        pos = closes[-1] if closes else m.end()
+        if len(closes) < 2 or _code_after(text, closes[-1], len(text))[:1] == b"{":
+            continue  # `f(void) ATTR(a) ATTR(b) {`: attributes before a body
+        for close in closes:
+            gap = _GAP.match(text, close)
+            if gap is None or text[gap.end() : gap.end() + 1] == b";":
+                continue
+            for k in range(close, gap.end()):
+                if text[k] in b" \t":
+                    buf[k] = 59  # ;
+                    break
 
 
 @lru_cache(maxsize=8)
@@ -497,7 +869,7 @@ def normalize(source: bytes, kb: KnowledgeBase) -> Normalized:
             j = m.end()
             while j < len(text) and text[j] in b" \t":
                 j += 1
-            if j >= len(text) or text[j] != 40:
+            if j >= len(text) or text[j] != 40 or _in_literal(text, m.start()):
                 continue
             close = _match_paren(text, j)
             if close == -1:
@@ -512,6 +884,7 @@ def normalize(source: bytes, kb: KnowledgeBase) -> Normalized:
     if level:
         for m in _compiled(level).finditer(text):
             _blank(buf, m.start(), m.end())
+    blank_string_macros(buf)
 
     text = bytes(buf)
     for m in _TYPE_ARG.finditer(text):
@@ -521,6 +894,10 @@ def normalize(source: bytes, kb: KnowledgeBase) -> Normalized:
         for m in first_re.finditer(text):
             _blank(buf, m.start(1), m.end(1))
     rewrite_headers(buf, bytes(buf), kb)
+    rewrite_asm_operands(buf, bytes(buf), kb)
+    rewrite_designated_args(buf, bytes(buf), kb)
+    rewrite_digit_words(buf, bytes(buf))
+    rewrite_statement_args(buf, bytes(buf))
     rewrite_type_args(buf, bytes(buf))
     # a comparison operator passed to a macro: ASSERTCMP(a, ==, b) -> ASSERTCMP(a, 0 , b)
     text = bytes(buf)
@@ -576,5 +953,7 @@ def normalize(source: bytes, kb: KnowledgeBase) -> Normalized:
             first = args[pick].strip().decode("utf-8", "replace")
             if first.isidentifier():
                 out.loops[start] = first
+    rewrite_block_macros(buf, bytes(buf), seen_loops)
+    terminate_macro_runs(buf, bytes(buf))
     out.text = bytes(buf)
     return out
