@@ -246,7 +246,10 @@ class _Builder:
                 if cond is not None and isinstance(cond[0][1], str):
                     cond_vars |= _idents(cond[0][1])
                     k = cond[0]
-                    tested.setdefault((k[0] if k[0] != "V" else "C", k[1]), set()).add(i)
+                    keys = [("C", k[1]), *((sk[0], sk[1]) for sk in k[2])] if k[0] == "AND" \
+                        else [(k[0], k[1])]
+                    for k0, k1 in keys:
+                        tested.setdefault((k0 if k0 != "V" else "C", k1), set()).add(i)
         # a branch fact only matters if the same condition is tested again later
         self.cfg.track = {k for k, heads in tested.items()
                           if len(heads) > 1 or k[0] == "P" or k[1] in self._sets}
@@ -281,10 +284,11 @@ class _Builder:
             # facts about x go before `x = f()`; what x->lock is goes after f() ran
             evs.insert(0, ("assign", assigned, frozenset()))
             evs.append(("assign", frozenset(), assigned | _aliased(n)))
-            m = _CONST_SET.match(_text(n))
-            if m:  # `locked = false;`: the path now knows what `if (locked)` will say
-                self._sets.add(m.group(1))
-                evs.append(("set", m.group(1), m.group(2) not in ("0", "false", "NULL")))
+        # `locked = false;`, `r.found = true;`, `bool locked = true;`: the path now knows what
+        # `if (locked)` will say
+        for var, value in _const_sets(n):
+            self._sets.add(var)
+            evs.append(("set", var, value not in ("0", "false", "NULL")))
         if not evs:
             return cur
         node = self.cfg.node()
@@ -614,6 +618,23 @@ _CONST_SET = re.compile(r"\s*([A-Za-z_]\w*(?:(?:\.|->)[A-Za-z_]\w*)*)\s*=\s*(tru
 _ALIAS = re.compile(r"\b[A-Za-z_]\w*\s*=\s*([A-Za-z_]\w*)\s*[;,)]")
 
 
+def _const_sets(n: Node) -> list[tuple[str, str]]:
+    """`x = true;` statements and `bool x = true, y = 0;` declarations: (x, value)."""
+    if n.type == "declaration":
+        out = []
+        for d in n.children_by_field_name("declarator"):
+            name, value = d.child_by_field_name("declarator"), d.child_by_field_name("value")
+            if d.type == "init_declarator" and name is not None and value is not None \
+                    and name.type == "identifier" and _text(value) in _CONSTS:
+                out.append((_text(name), _text(value)))
+        return out
+    m = _CONST_SET.match(_text(n))
+    return [(m.group(1), m.group(2))] if m else []
+
+
+_CONSTS = frozenset({"true", "false", "0", "1", "NULL"})
+
+
 def _aliased(n: Node) -> frozenset[str]:
     """`a = b;`: b's locks may now be released through a, so what we knew of b is unsure."""
     return frozenset(_ALIAS.findall(_text(n)))
@@ -681,6 +702,18 @@ def _cond_key(cond: Node, b: _Builder) -> tuple[tuple[Any, ...], Node | None]:
                 k, call = _cond_key(side, b)
                 if k[0] == "T" and k[2]:
                     return ("T", k[1], True), call
+        if o in ("&&", "||"):
+            # `a && b` true means a true and b true (`a || b` false: both false): a path that
+            # set `done = true;` does not enter `if (!done && x)`.  The whole condition stays
+            # a fact of its own too, for the same test repeated.
+            subs = []
+            for side in _conjuncts(n, o):
+                k, _ = _cond_key(side, b)
+                if k[0] not in ("V", "C", "P"):
+                    break
+                subs.append(k if o == "&&" else (k[0], k[1], not k[2]))
+            else:
+                return ("AND", txt, tuple(subs), (o == "&&") != neg, not neg), None
         if left is not None and right is not None and left.type == "identifier" \
                 and _text(right) in ("0", "NULL") and o in ("<", "!=", "=="):
             truthy = o != "=="
@@ -702,7 +735,42 @@ def _cond_key(cond: Node, b: _Builder) -> tuple[tuple[Any, ...], Node | None]:
             # `a != b`, `b != a` and `!(a == b)` are one condition
             lt, rt = sorted((" ".join(_text(left).split()), " ".join(_text(right).split())))
             return ("C", f"{lt} != {rt}", (o == "!=") != neg), None
+        if o in ("<", ">", "<=", ">=") and left is not None and right is not None:
+            # `a < b`, `b > a`, `!(a >= b)` are one condition: a loop's `while (++n < max)`
+            # and the `if (n >= max)` after it.  `++n` is n once incremented (the increment
+            # itself voids what was known of n before the test)
+            lt, rt = _operand(left), _operand(right)
+            if o in (">", "<="):
+                lt, rt = rt, lt
+            truth = (o in ("<", ">")) != neg
+            if rt == "0" and _IDENT.fullmatch(lt):
+                return ("V", lt, truth), None  # as `x < 0` above: x's truth value
+            return ("C", f"{lt} < {rt}", truth), None
     return ("C", txt, not neg), None
+
+
+def _conjuncts(n: Node, o: str) -> list[Node]:
+    """The operands of a chain of one logical operator: a && (b && c) -> a, b, c."""
+    while n.type == "parenthesized_expression" and n.named_children:
+        n = n.named_children[0]
+    op_node = n.child_by_field_name("operator")
+    if n.type != "binary_expression" or op_node is None or _text(op_node) != o:
+        return [n]
+    left, right = n.child_by_field_name("left"), n.child_by_field_name("right")
+    if left is None or right is None:
+        return [n]
+    return _conjuncts(left, o) + _conjuncts(right, o)
+
+
+def _operand(n: Node) -> str:
+    """A comparison operand's text; a pre-increment or pre-decrement reads as its variable."""
+    t = " ".join(_text(n).split())
+    if n.type == "update_expression" and t[:2] in ("++", "--"):
+        t = t[2:].strip()
+    while t.startswith("(") and t.endswith(")") and n.type == "parenthesized_expression":
+        t = t[1:-1].strip()
+        break
+    return t
 
 
 # --- abstract interpretation ---------------------------------------------------------------
@@ -849,6 +917,15 @@ class _Run:
         if cond is None:
             return st
         key, val = cond
+        if key[0] == "AND":
+            _, txt, subs, pol, wpol = key
+            s: State | None = self.edge(st, (("C", txt, wpol), val))
+            if s is not None and val == pol:  # every conjunct holds
+                for sk in subs:
+                    s = self.edge(s, (sk, True))
+                    if s is None:
+                        break
+            return s
         locks, facts, pend, jump = st
         if key[0] == "T":
             _, op, success_edge = key
@@ -986,6 +1063,14 @@ def _inconsistent_group(run: _Run, exits: list[tuple[State, int, str]], pseudo_o
                   and any(_compatible(c, _config(st)) for c in held_cfg[expr])]
         if not others:
             continue
+        # the bug shape is a return that forgot the unlock the other returns do: if no return
+        # has released the lock this function took, it takes it for its caller (a *_start
+        # paired with a *_stop, a helper whose caller's __cleanup destructor unlocks, boot or
+        # entry code leaving IRQs off, a caller's lock a callee dropped and this one retakes)
+        released = {ln for st, ln, _ in exits
+                    if any(e[0] == expr and e[1] == "R" for e in st[0])}
+        if not released:
+            continue
         o_lines = {ln for ln, _ in others}
         h_vals = {v for _, v, _, _ in holding}
         o_vals = {v for _, v in others}
@@ -1003,7 +1088,7 @@ def _inconsistent_group(run: _Run, exits: list[tuple[State, int, str]], pseudo_o
             # a seq_file start, a kprobe handler); the bug shape is an error return
             continue
         line, val, e, jump = min(holding, key=lambda x: (x[0], x[3]))
-        other_line = min(o_lines)
+        other_line = min(released - {line} or released)
         op = LockOp("acquire", "", e[3], expr, e[6], None, None, e[4], 1)
         ret_desc = "end of function" if val == END else f"return {val}".strip()
         trace = [run.step(e[4], f"{expr} acquired")]
