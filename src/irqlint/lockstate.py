@@ -63,6 +63,7 @@ class Cfg:
     returns: dict[int, tuple[int, str]] = field(default_factory=dict)  # node -> (line, value)
     npred: list[int] = field(default_factory=list)
     track: set[tuple[Any, ...]] = field(default_factory=set)  # branch facts worth keeping
+    callee_ops: set[tuple[int, int, str]] = field(default_factory=set)  # from callee summaries
 
     def node(self) -> int:
         self.events.append([])
@@ -101,6 +102,10 @@ class _Builder:
         self.calls = calls
         self.ends = [e for _, e in calls]
         self.wstarts = [s for s, _ in pf.shared_writes]  # shared writes (inconsistent-locking)
+        # `struct x *p = arg->x;`, `spinlock_t *l = &arg->lock;`, never re-pointed: p->lock is
+        # arg->x->lock, l is arg->lock (one lock, one name, the one callers can substitute)
+        self.alias = _aliases(pf)
+        self.callee_ops: set[tuple[int, int, str]] = set()  # ops a callee's summary made
 
     # -- events for a byte range -----------------------------------------------------------
     def events(self, start: int, end: int, skip: Node | None = None) -> list[tuple[Any, ...]]:
@@ -164,22 +169,19 @@ class _Builder:
             if summ is None and kb.lock_function_re.search(name):
                 # a lock helper defined elsewhere (a header's static inline, another file):
                 # whatever it does to locks reached from its arguments is unknown to us
-                roots = frozenset(_root(_text(a)) for a in args.named_children
-                                  if a.type != "comment") - {""}
+                roots = self.roots(args)
                 if roots:
                     out.append(("forget_roots", roots))
                 continue
             if summ is None:
-                roots = frozenset(_root(_text(a)) for a in args.named_children
-                                  if a.type != "comment") - {""}
-                out.append(("touch", roots))
+                out.append(("touch", self.roots(args)))
                 continue
             if name != self.pf.name and (summ[1].acquires or summ[1].releases or summ[1].unknown):
                 params, eff = summ
                 argv = [_text(a) for a in args.named_children if a.type != "comment"]
                 subst = dict(zip(params, argv, strict=False))
                 if eff.unknown:
-                    lost = frozenset(_substitute(e, subst) for e in eff.unknown)
+                    lost = frozenset(self.unalias(_substitute(e, subst)) for e in eff.unknown)
                     self.forgotten |= lost
                     out.append(("forget", lost))
                 for expr, kind in eff.releases:
@@ -200,8 +202,25 @@ class _Builder:
 
         op = lock_op_for(api, argv, line, col, self.pf.env, self.ctx, scoped, spec)
         if op is not None:
+            op = op._replace(expr=self.unalias(op.expr))
             self.ops.append(op)
         return op
+
+    def unalias(self, expr: str) -> str:
+        if not self.alias:
+            return expr
+        m = _HEAD.match(expr)
+        if m is None or m.group(1) not in self.alias:
+            return expr
+        value, is_addr = self.alias[m.group(1)]
+        if not m.group(2):
+            return value
+        return expr if is_addr else normalise(value + m.group(2))
+
+    def roots(self, args: Node) -> frozenset[str]:
+        """The variables the arguments hang off, and what the aliases among them stand for."""
+        out = {_root(_text(a)) for a in args.named_children if a.type != "comment"} - {""}
+        return frozenset(out | {_root(self.alias[r][0]) for r in out if r in self.alias})
 
     def _summary_op(self, op: str, api: str, expr: str, kind: str, subst: dict[str, str],
                     line: int, col: int) -> LockOp:
@@ -209,8 +228,9 @@ class _Builder:
 
         real = _substitute(expr, subst)
         cls = lock_class(real, self.pf.env, self.ctx.globals_, self.ctx.structs, self.ctx.path)
-        lop = LockOp(op, api, kind, real, cls, None, None, line, col)
+        lop = LockOp(op, api, kind, self.unalias(real), cls, None, None, line, col)
         self.ops.append(lop)
+        self.callee_ops.add((line, col, lop.expr))
         return lop
 
     def _guard(self, fnode: Node, args: Node, line: int, col: int) -> LockOp | None:
@@ -233,6 +253,7 @@ class _Builder:
             self.cfg.returns[end] = (last, END)
             self.cfg.edge(end, self.exit)
         self._prune()
+        self.cfg.callee_ops = self.callee_ops
         return self.cfg
 
     def _prune(self) -> None:
@@ -576,6 +597,53 @@ class _Builder:
         return self.join(cur2, f_end)
 
 
+_FIELD = re.compile(r"(?:->|\.)[A-Za-z_]\w*$")
+_HEAD = re.compile(r"([A-Za-z_]\w*)((?:->|\.).*)?$")
+_PATH = re.compile(r"&?[A-Za-z_]\w*(?:(?:->|\.)[A-Za-z_]\w*)*$")
+
+
+def _aliases(pf: _PendingFunction) -> dict[str, tuple[str, bool]]:
+    """Locals initialised to a path off a parameter (`p = arg->x`, `l = &arg->lock`) and
+    never assigned again nor handed out by address: name -> (path, is an address)."""
+    from .extract import _declarator_name
+
+    params = {p for p, _ in pf.params if p}
+    raw = pf.body.text or b""
+    body = raw.decode("utf-8", "replace")
+    out: dict[str, tuple[str, bool]] = {}
+    for d in pf.decls:
+        for dd in d.children_by_field_name("declarator"):
+            if dd.type != "init_declarator":
+                continue
+            value = dd.child_by_field_name("value")
+            name, _ = _declarator_name(dd.child_by_field_name("declarator"))
+            if value is None or not name or name in params:
+                continue
+            v = "".join(_text(value).split())
+            if not _PATH.match(v) or ("->" not in v and "." not in v):
+                continue
+            root = _HEAD.match(v.lstrip("&"))
+            if root is None or root.group(1) not in params or root.group(1) == name:
+                continue
+            # the path is read where declared: the root may be re-pointed later, not before
+            before = raw[:dd.start_byte - pf.body.start_byte].decode("utf-8", "replace")
+            if _writes(body, name) != 1 or _writes(before, root.group(1)) != 0:
+                continue
+            out[name] = (normalise(v), v.startswith("&"))
+    return out
+
+
+@lru_cache(maxsize=1024)
+def _write_re(name: str) -> re.Pattern[str]:
+    return re.compile(rf"(?<![\w.>])(?:&\s*{name}\b(?!\s*(?:->|\.|\[))"
+                      rf"|{name}\s*(?:[-+*/|&^]?=(?!=)|\+\+|--)|(?:\+\+|--)\s*{name}\b)")
+
+
+def _writes(body: str, name: str) -> int:
+    """How often a variable is assigned (or has its address taken) in a body."""
+    return len(_write_re(name).findall(body))
+
+
 def _substitute(expr: str, subst: dict[str, str]) -> str:
     """A summary's parameter-relative lock expression at a call site."""
     return normalise(re.sub(r"\b[A-Za-z_]\w*\b",
@@ -797,6 +865,7 @@ class _Run:
         # (line, col) of a call -> the lock tuples of the states that reach it
         self.at: dict[tuple[int, int], dict[int, tuple[tuple[Any, ...], ...]]] = {}
         self.wat: dict[int, dict[int, tuple[tuple[Any, ...], ...]]] = {}  # the same per write
+        self.params = frozenset(p for p, _ in pf.params if p)
 
     def report(self, line: int, col: int, msg: str, lock: LockOp, trace: list[Step], key: str
                ) -> None:
@@ -891,7 +960,12 @@ class _Run:
                 status = "C" if e is not None and e[1] == "U" else "H"
                 cur[op.expr] = (op.expr, status, 1, op.kind, op.line, op.scoped, op.cls, False)
         else:
-            if e is None:  # the caller's lock ("U": released, never taken here)
+            if e is None:
+                same = self._same_class(cur, op)
+                if same is not None:  # the lock taken here, named another way
+                    self._apply_op(cur, op._replace(expr=same))
+                    return
+                # the caller's lock ("U": released, never taken here)
                 cur[op.expr] = (op.expr, "U", 0, op.kind, op.line, False, op.cls, False)
             elif e[1] in ("?", "Q"):
                 cur[op.expr] = (op.expr, "?", 0, e[3], op.line, False, e[6], False)
@@ -906,6 +980,27 @@ class _Run:
                 self._again(op, e, "double-unlock", "released",
                             f"released but not held on this path (already released at line "
                             f"{e[4]})")
+
+    def _same_class(self, cur: dict[str, tuple[Any, ...]], op: LockOp) -> str | None:
+        """A release of a lock not held under its name, when the one lock of its class and
+        kind held here is that lock named another way: a callee releasing `s->owner->lock`
+        for the caller's `owner->lock`, or `pool->lock` unlocked after `pool` was re-pointed
+        at the pool whose lock was taken.  Only for a callee's release or a lock hanging off
+        a local: a parameter's lock released is the caller's (hand-over), not this one."""
+        if "::" not in op.cls or op.kind in PSEUDO:
+            return None
+        root = _root(op.expr)
+        callee = (op.line, op.col, op.expr) in self.cfg.callee_ops
+        if not callee and not (root in self.pf.env and root not in self.params):
+            return None
+        # a callee's lock class may stop at a struct this file does not define
+        # (`nfs4_stid::sc_client->cl_lock`): its field name and kind then say which it is
+        field = _FIELD.search(op.expr)
+        held = [x[0] for x in cur.values()
+                if x[1] == "H" and x[3] == op.kind and x[0] != op.expr
+                and (x[6] == op.cls or (callee and field is not None
+                                        and x[0].endswith(field.group(0))))]
+        return held[0] if len(held) == 1 else None
 
     def _again(self, op: LockOp, e: tuple[Any, ...], key: str, did: str, what: str) -> None:
         """The same operation twice on one path: double lock or double unlock."""
@@ -1125,6 +1220,14 @@ def _effect(run: _Run, pf: _PendingFunction, ctx: FileContext,
 
     meant_to_hold = bool(ctx.kb.lock_function_re.search(pf.name)) or any(
         k in ("acquires", "cond_acquires") for k, _ in pf.annotations)
+    alias = _aliases(pf)
+    said_released = set()
+    for k, a in pf.annotations:
+        if k == "releases":
+            m = _HEAD.match(a)
+            if m is not None and m.group(1) in alias and not alias[m.group(1)][1]:
+                a = normalise(alias[m.group(1)][0] + (m.group(2) or ""))
+            said_released.add(a)
     exprs: dict[str, str] = {op.expr: op.kind for op in ops if not op.scoped}
     for expr in forgotten:
         exprs.setdefault(expr, "?")
@@ -1142,7 +1245,10 @@ def _effect(run: _Run, pf: _PendingFunction, ctx: FileContext,
                   for st, _, _ in run.exits}
         if status == {"H"} and meant_to_hold:
             acq.append((expr, kind))
-        elif status == {"U"}:
+        elif status == {"U"} or (expr in said_released and "U" in status
+                                 and status <= {"U", "?"}):
+            # released at every return; or so annotated (__releases) and released where
+            # the lock is still known (a callee after the unlock may make it unsure)
             rel.append((expr, kind))
         elif status != {"R"}:
             unknown.append(expr)  # mixed, forgotten on the way, or held without saying so
