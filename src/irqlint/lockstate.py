@@ -64,6 +64,8 @@ class Cfg:
     npred: list[int] = field(default_factory=list)
     track: set[tuple[Any, ...]] = field(default_factory=set)  # branch facts worth keeping
     callee_ops: set[tuple[int, int, str]] = field(default_factory=set)  # from callee summaries
+    # variable -> the functions whose results are assigned to it (None: something else too)
+    var_calls: dict[str, frozenset[str] | None] = field(default_factory=dict)
 
     def node(self) -> int:
         self.events.append([])
@@ -131,9 +133,18 @@ class _Builder:
             if fnode.type != "identifier":
                 continue
             name = _text(fnode)
-            if name in kb.names("noreturn"):
+            if name in kb.names("noreturn") or (ctx.noreturn.get(name) and name != self.pf.name):
                 out.append(("end",))
                 continue
+            if name in kb.lock_droppers:
+                # knowledge: the call may drop those locks (a global one by its name: then
+                # the callers of this function must forget it too)
+                dropped = kb.lock_droppers[name]
+                named = frozenset(c for c in dropped if "::" not in c)
+                if named:
+                    self.forgotten |= named
+                    out.append(("forget", named))
+                out.append(("forget_class", dropped - named))
             spec = kb.lock_apis.get(name)
             if spec is not None:
                 argv = [_text(a) for a in args.named_children if a.type != "comment"]
@@ -272,8 +283,11 @@ class _Builder:
                     for k0, k1 in keys:
                         tested.setdefault((k0 if k0 != "V" else "C", k1), set()).add(i)
         # a branch fact only matters if the same condition is tested again later
+        # what a returned variable is tested to be tells whether its return is an error
+        returned = {v for _, v in self.cfg.returns.values() if _IDENT.fullmatch(v)}
         self.cfg.track = {k for k, heads in tested.items()
-                          if len(heads) > 1 or k[0] == "P" or k[1] in self._sets}
+                          if len(heads) > 1 or k[0] == "P" or k[1] in self._sets
+                          or _returned_test(k[1], returned)}
         lock_roots = {_root(op.expr) for op in self.ops} | {_root(e) for e in self.forgotten}
         any_global = any(r not in self.pf.env for r in lock_roots)
         watch = lock_roots | {"irq", "bh"}
@@ -302,6 +316,7 @@ class _Builder:
         evs = self.events(n.start_byte if start is None else start, n.end_byte)
         assigned = _assigned(n)
         if assigned:
+            self._note_calls(n, assigned)
             # facts about x go before `x = f()`; what x->lock is goes after f() ran
             evs.insert(0, ("assign", assigned, frozenset()))
             evs.append(("assign", frozenset(), assigned | _aliased(n)))
@@ -318,6 +333,33 @@ class _Builder:
         if any(e[0] == "end" for e in evs):
             return None
         return node
+
+    def _note_calls(self, n: Node, assigned: frozenset[str]) -> None:
+        """`ret = f(...);`, `int ret = f(...);`: ret holds f's result (any other write to
+        ret, or a condition's assignment, leaves what ret holds unknown)."""
+        calls: dict[str, str] = {}
+        pairs: list[tuple[Node | None, Node | None]] = []
+        if n.type == "expression_statement" and n.named_children:
+            e = n.named_children[0]
+            op = e.child_by_field_name("operator")
+            if e.type == "assignment_expression" and op is not None and _text(op) == "=":
+                pairs.append((e.child_by_field_name("left"), e.child_by_field_name("right")))
+        elif n.type == "declaration":
+            pairs = [(d.child_by_field_name("declarator"), d.child_by_field_name("value"))
+                     for d in n.children_by_field_name("declarator")
+                     if d.type == "init_declarator"]
+        for lhs, rhs in pairs:
+            if lhs is not None and rhs is not None and lhs.type == "identifier" \
+                    and rhs.type == "call_expression":
+                fn = rhs.child_by_field_name("function")
+                if fn is not None and fn.type == "identifier":
+                    calls[_text(lhs)] = _text(fn)
+        vc = self.cfg.var_calls
+        for v in assigned:
+            if v in calls and (v not in vc or vc[v] is not None):
+                vc[v] = frozenset({*(vc.get(v) or ()), calls[v]})
+            else:
+                vc[v] = None
 
     def stmt(self, n: Node, cur: int | None) -> int | None:
         t = n.type
@@ -421,6 +463,7 @@ class _Builder:
         evs = self.events(cond.start_byte, cond.end_byte, skip=try_call)
         assigned = _assigned(cond)
         if assigned:
+            self.cfg.var_calls.update(dict.fromkeys(assigned))
             evs.insert(0, ("assign", assigned, frozenset()))
             evs.append(("assign", frozenset(), assigned))
         head = self.cfg.node()
@@ -867,12 +910,12 @@ class _Run:
         self.wat: dict[int, dict[int, tuple[tuple[Any, ...], ...]]] = {}  # the same per write
         self.params = frozenset(p for p, _ in pf.params if p)
 
-    def report(self, line: int, col: int, msg: str, lock: LockOp, trace: list[Step], key: str
-               ) -> None:
+    def report(self, line: int, col: int, msg: str, lock: LockOp, trace: list[Step], key: str,
+               error_from: tuple[str, ...] = ()) -> None:
         k = (key, line, lock.expr)
         if k not in self.diags:
             self.diags[k] = Diagnostic(RULE, line, col, msg, (lock.cls,), tuple(trace),
-                                       f"{key}:{lock.expr}")
+                                       f"{key}:{lock.expr}", error_from)
 
     def step(self, line: int, note: str) -> Step:
         return Step(self.path, line, self.pf.name, note)
@@ -916,6 +959,9 @@ class _Run:
             roots, env = ev[1], self.pf.env
             return tuple(e if e[7] or not (_root(e[0]) in roots or _root(e[0]) not in env)
                          else (*e[:7], True) for e in locks), facts, pend, jump
+        if kind == "forget_class":  # a callee that may drop locks of these classes
+            return (tuple(_unsure(e) if e[6] in ev[1] and e[1] in HELD else e for e in locks),
+                    facts, pend, jump)
         if kind == "forget_roots":
             # a lock helper may also save/restore IRQs or BHs (task_rq_unlock...)
             return (tuple(_unsure(e) if _root(e[0]) in ev[1] or e[0] in ("irq", "bh") else e
@@ -1127,6 +1173,33 @@ def _inconsistent_returns(run: _Run, pf: _PendingFunction, ctx: FileContext) -> 
     _inconsistent_group(run, exits, pseudo_ok, ctx.kb.names("error_variables"))
 
 
+_ERR_TEST = re.compile(r"(?:IS_ERR|IS_ERR_OR_NULL)\(([A-Za-z_]\w*)\)$")
+
+
+def _returned_test(text: str, returned: set[str]) -> bool:
+    m = _ERR_TEST.match(text)
+    return text in returned or (m is not None and m.group(1) in returned)
+
+
+def _known_ok(facts: tuple[tuple[Any, bool], ...], val: str) -> bool:
+    """The path has tested the returned variable to be no error: `ret < 0` or `ret` false,
+    `ret = 0;`, `IS_ERR(ret)` false."""
+    if not _IDENT.fullmatch(val):
+        return False
+    known = dict(facts)
+    return known.get(("C", val)) is False or any(
+        known.get(("C", f"{t}({val})")) is False for t in ("IS_ERR", "IS_ERR_OR_NULL"))
+
+
+def _error_from(var_calls: dict[str, frozenset[str] | None], facts: tuple[tuple[Any, bool], ...],
+                val: str) -> tuple[str, ...]:
+    """`ret = f(); if (ret) return ret;`: the return is taken only if f returned non-zero."""
+    calls = var_calls.get(val)
+    if not calls or dict(facts).get(("C", val)) is not True:
+        return ()
+    return tuple(sorted(calls))
+
+
 def _config(st: State) -> dict[Any, bool]:
     return {k: v for k, v in st[1] if k[0] == "P"}
 
@@ -1140,7 +1213,8 @@ def _inconsistent_group(run: _Run, exits: list[tuple[State, int, str]], pseudo_o
                         error_vars: frozenset[str]) -> None:
     # `if (IS_ENABLED(CONFIG_X)) local_irq_save()` is consistent in every build: an exit holding
     # a lock is compared only with exits that can occur in the same build configuration.
-    held_at: dict[str, list[tuple[int, str, tuple[Any, ...], tuple[Any, ...]]]] = {}
+    held_at: dict[str, list[tuple[int, str, tuple[Any, ...], tuple[Any, ...],
+                              tuple[tuple[Any, bool], ...]]]] = {}
     held_cfg: dict[str, list[dict[Any, bool]]] = {}
     for st, line, val in exits:
         for e in st[0]:
@@ -1150,7 +1224,9 @@ def _inconsistent_group(run: _Run, exits: list[tuple[State, int, str]], pseudo_o
                 continue  # its object was handed to a callee, which may have released it
             if any(x[1] == "U" and x[3] == e[3] for x in st[0]):
                 continue  # hands over: released the caller's lock, returns holding another
-            held_at.setdefault(e[0], []).append((line, val, e, st[3]))
+            if _known_ok(st[1], val):
+                val = f"{val} (no error)"  # returns holding on success: by design
+            held_at.setdefault(e[0], []).append((line, val, e, st[3], st[1]))
             held_cfg.setdefault(e[0], []).append(_config(st))
     for expr, holding in sorted(held_at.items()):
         others = [(ln, val) for st, ln, val in exits
@@ -1167,7 +1243,7 @@ def _inconsistent_group(run: _Run, exits: list[tuple[State, int, str]], pseudo_o
         if not released:
             continue
         o_lines = {ln for ln, _ in others}
-        h_vals = {v for _, v, _, _ in holding}
+        h_vals = {v for _, v, _, _, _ in holding}
         o_vals = {v for _, v in others}
         if h_vals and END not in h_vals | o_vals and all(v for v in h_vals | o_vals) \
                 and not (h_vals & o_vals) \
@@ -1182,10 +1258,11 @@ def _inconsistent_group(run: _Run, exits: list[tuple[State, int, str]], pseudo_o
             # a count): a function whose job is to return holding on that path (a *_get,
             # a seq_file start, a kprobe handler); the bug shape is an error return
             continue
-        line, val, e, jump = min(holding, key=lambda x: (x[0], x[3]))
+        line, val, e, jump, facts = min(holding, key=lambda x: (x[0], x[3]))
         other_line = min(released - {line} or released)
         op = LockOp("acquire", "", e[3], expr, e[6], None, None, e[4], 1)
-        ret_desc = "end of function" if val == END else f"return {val}".strip()
+        ret_desc = "end of function" if val == END else \
+            f"return {val.removesuffix(' (no error)')}".strip()
         trace = [run.step(e[4], f"{expr} acquired")]
         if jump:
             trace.append(run.step(jump[0], f"goto {jump[1]} with {expr} held"))
@@ -1201,7 +1278,8 @@ def _inconsistent_group(run: _Run, exits: list[tuple[State, int, str]], pseudo_o
             msg = (f"'{expr}' is still held here ({ret_desc}) but released before the return "
                    f"at line {other_line}: missing unlock on this path")
             trace.append(run.step(other_line, f"returns without {expr}"))
-        run.report(line, 1, msg, op, trace, "held-at-return")
+        run.report(line, 1, msg, op, trace, "held-at-return",
+                   _error_from(run.cfg.var_calls, facts, val))
 
 
 def _effect(run: _Run, pf: _PendingFunction, ctx: FileContext,
@@ -1271,6 +1349,24 @@ def _held(states: Any) -> tuple[tuple[str, str, int], ...]:
     return tuple(sorted(out))
 
 
+_FOREVER = re.compile(r"\bfor\s*\(\s*;\s*;\s*\)|\bwhile\s*\(\s*(?:1|true)\s*\)")
+
+
+def _may_not_return(pf: _PendingFunction, ctx: FileContext) -> bool:
+    """Worth building a graph to see if the function never returns: it calls a noreturn
+    function or loops forever."""
+    dead = ctx.kb.names("noreturn")
+    return any(name in dead or ctx.noreturn.get(name) for name in pf.callees) or bool(
+        _FOREVER.search(_text(pf.body)))
+
+
+def _note_return(ctx: FileContext, pf: _PendingFunction, cfg: Cfg) -> None:
+    """Same-file callers treat a call to a function no path of which returns (every body of
+    it, #ifdef twins included) like a call to panic()."""
+    never = cfg.npred[0] == 0
+    ctx.noreturn[pf.name] = ctx.noreturn.get(pf.name, True) and never
+
+
 def analyse(pf: _PendingFunction, ctx: FileContext
             ) -> tuple[list[LockOp], list[Diagnostic], LockEffect, Held]:
     """Lock ops, lock-imbalance diagnostics, net effect of one function, and the locks held
@@ -1280,17 +1376,20 @@ def analyse(pf: _PendingFunction, ctx: FileContext
     relevant = any(v.type == "call_expression" for v in pf.vias) or any(
         name in kb.lock_apis or name in ctx.wrappers.defs or _has_effect(ctx, name)
         for name in pf.callees)
-    if not relevant and not any(pf.body.start_byte <= off < pf.body.end_byte
-                                for off in ctx.norm.guard_loops):
-        return [], [], LockEffect(), ()
     call_parts: dict[tuple[int, int], tuple[Node, Node]] = {}
     for fnode in [n for n, _ in pf.names] + list(pf.vias):
         call = fnode.parent
         args = call.child_by_field_name("arguments") if call is not None else None
         if call is not None and args is not None:
             call_parts[(call.start_byte, call.end_byte)] = (fnode, args)
+    if not relevant and not any(pf.body.start_byte <= off < pf.body.end_byte
+                                for off in ctx.norm.guard_loops):
+        if not pf.node.has_error and _may_not_return(pf, ctx):
+            _note_return(ctx, pf, _Builder(pf, ctx, call_parts).build())
+        return [], [], LockEffect(), ()
     b = _Builder(pf, ctx, call_parts)
     cfg = b.build()
+    _note_return(ctx, pf, cfg)
     run = _Run(cfg, pf, ctx.path)
     run.run()
     _inconsistent_returns(run, pf, ctx)

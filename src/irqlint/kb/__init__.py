@@ -117,6 +117,11 @@ class KnowledgeBase:
         return self._name_lists[key]
 
     @cached_property
+    def lock_droppers(self) -> dict[str, frozenset[str]]:
+        """Function -> the lock classes a call to it may drop (and perhaps retake)."""
+        return {k: frozenset(v) for k, v in self.data["functions"].get("lock_droppers", {}).items()}
+
+    @cached_property
     def state_function_re(self) -> re.Pattern[str]:
         return re.compile(self.data["functions"]["state_function_pattern"])
 

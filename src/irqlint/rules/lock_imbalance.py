@@ -11,6 +11,7 @@ from . import Rule, register
 
 if TYPE_CHECKING:
     from ..driver import Analysis
+    from ..ir import Diagnostic
 
 DOC = """\
 ## What it does
@@ -72,6 +73,13 @@ Linux Documentation/locking/lockdep-design.rst; smatch check_locking.c ("inconsi
 """
 
 
+def _window(d: Diagnostic) -> tuple[int, int]:
+    """The lines between the lock and the report: a goto back (a retry loop) can put the
+    report before the lock, so the span of every line of the trace."""
+    lines = [s.line for s in d.trace] + [d.line]
+    return min(lines), max(lines)
+
+
 def _callee_effects(analysis: Analysis) -> Callable[[str, str, int, int], bool] | None:
     """With every file's facts at hand (whole-program rules on): does a function call, between
     two lines, a function of another file whose frozen lock effect releases, takes or loses
@@ -96,14 +104,33 @@ def _callee_effects(analysis: Analysis) -> Callable[[str, str, int, int], bool] 
     return touches
 
 
+def _cannot_fail(analysis: Analysis) -> Callable[[tuple[str, ...]], bool] | None:
+    """With every file's facts at hand: do all these functions (the ones whose result an
+    error return passes on) always return 0 (`gx_powerup()`)? Then that path cannot run."""
+    if analysis.facts is None:
+        return None
+    prog = program_of(analysis)
+    zero: dict[str, bool] = {}
+    for fn in prog.funcs:  # a name defined more than once must return 0 everywhere
+        zero[fn.name] = zero.get(fn.name, True) and fn.const_return == "0"
+
+    def cannot_fail(names: tuple[str, ...]) -> bool:
+        return bool(names) and all(zero.get(n, False) for n in names)
+
+    return cannot_fail
+
+
 def check(analysis: Analysis) -> Iterator[Finding]:
     touches = _callee_effects(analysis)
+    cannot_fail = _cannot_fail(analysis)
     for summary in analysis.files:
         seen: dict[tuple[str, str], int] = {}
         for fname, d in summary.diagnostics:
             if touches is not None and d.trace and touches(
-                    summary.path, fname, d.trace[0].line, d.line):
+                    summary.path, fname, *_window(d)):
                 continue  # a callee in another file moves the lock: its summary says so
+            if cannot_fail is not None and cannot_fail(d.error_from):
+                continue  # the error comes from a callee that always returns 0
             n = seen.get((fname, d.key), 0)
             seen[(fname, d.key)] = n + 1
             yield Finding(
