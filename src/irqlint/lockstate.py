@@ -909,6 +909,7 @@ class _Run:
         self.at: dict[tuple[int, int], dict[int, tuple[tuple[Any, ...], ...]]] = {}
         self.wat: dict[int, dict[int, tuple[tuple[Any, ...], ...]]] = {}  # the same per write
         self.params = frozenset(p for p, _ in pf.params if p)
+        self._writes: dict[str, list[int]] = {}
 
     def report(self, line: int, col: int, msg: str, lock: LockOp, trace: list[Step], key: str,
                error_from: tuple[str, ...] = ()) -> None:
@@ -1039,14 +1040,29 @@ class _Run:
         callee = (op.line, op.col, op.expr) in self.cfg.callee_ops
         if not callee and not (root in self.pf.env and root not in self.params):
             return None
+        # through a local: only if it was re-pointed after the lock was taken
         # a callee's lock class may stop at a struct this file does not define
         # (`nfs4_stid::sc_client->cl_lock`): its field name and kind then say which it is
         field = _FIELD.search(op.expr)
-        held = [x[0] for x in cur.values()
+        held = [x for x in cur.values()
                 if x[1] == "H" and x[3] == op.kind and x[0] != op.expr
                 and (x[6] == op.cls or (callee and field is not None
                                         and x[0].endswith(field.group(0))))]
-        return held[0] if len(held) == 1 else None
+        if len(held) != 1:
+            return None
+        x = held[0]
+        if not callee and not any(x[4] < ln <= op.line for ln in self.write_lines(root)):
+            return None
+        return str(x[0])
+
+    def write_lines(self, name: str) -> list[int]:
+        """The lines of the body that assign `name`."""
+        if name not in self._writes:
+            first = self.pf.body.start_point[0] + 1
+            body = _text(self.pf.body).split("\n")
+            rx = _write_re(name)
+            self._writes[name] = [first + i for i, t in enumerate(body) if rx.search(t)]
+        return self._writes[name]
 
     def _again(self, op: LockOp, e: tuple[Any, ...], key: str, did: str, what: str) -> None:
         """The same operation twice on one path: double lock or double unlock."""
