@@ -28,7 +28,14 @@ def test_silent_shapes() -> None:
     for quiet in ("interruptible", "interruptible_ret", "trylock", "same_condition",
                   "goto_unwind", "never_returns", "by_switch", "by_ifdef", "scoped",
                   "dev_lock", "dev_unlock", "uses_wrappers", "lookup_locked",
-                  "drops_caller_lock", "loop_lock", "rank_target_fixed"):
+                  "drops_caller_lock", "loop_lock", "rank_target_fixed",
+                  # precision.c: false shapes of Linux 6.12
+                  "start_for_caller", "irqs_left_off", "flag_in_declaration", "flag_in_field",
+                  "loop_exit_test", "conjunct_flag", "drops_rtnl", "sock_two_locks",
+                  "wait_or_park", "fault_paths", "fault_retry", "begin_object", "access_get",
+                  # aliases.c: one lock named two ways
+                  "prep_request", "request", "two_requests", "close_port", "repointed",
+                  "two_of_a_class"):
         assert quiet not in fns, fns.get(quiet)
 
 
@@ -64,3 +71,16 @@ def test_callee_of_another_file_releasing_the_lock() -> None:
     assert [(f["rule"], f["line"]) for f in alone["findings"]] == [("lock-imbalance", 14)]
     both = check_json(root)
     assert both["findings"] == []
+
+
+def test_error_from_a_callee_that_cannot_fail() -> None:
+    """resume.c returns holding console_lock when panel_powerup() fails; power.c shows that it
+    always returns 0: alone, resume.c is flagged twice; with power.c, only the return whose
+    callee can fail."""
+    root = FIXTURES / "crossfile_zero"
+    alone = check_json(root / "resume.c")
+    assert [(f["function"], f["line"]) for f in alone["findings"]] == [
+        ("panel_resume", 15), ("panel_resume_checked", 28)]
+    both = check_json(root)
+    expected = {(r, str(Path(p).resolve()), ln) for r, p, ln in expected_markers(root)}
+    assert found(both) == expected

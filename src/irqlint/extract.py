@@ -61,6 +61,7 @@ class FileContext:
     globals_: dict[str, bool] = field(default_factory=dict)  # name -> static?
     structs: dict[str, dict[str, str]] = field(default_factory=dict)
     summaries: dict[str, tuple[tuple[str, ...], LockEffect]] = field(default_factory=dict)
+    noreturn: dict[str, bool] = field(default_factory=dict)  # same-file functions: never return?
     source: bytes = b""  # the file as read (section annotations the normalizer blanked)
     initcalls: frozenset[str] | None = None  # module_init(f) & co. (``sharing``), on demand
     families: frozenset[str] = frozenset()  # optional fact families to extract (FAMILIES)
@@ -487,7 +488,17 @@ def _finish_function(pf: _PendingFunction, ctx: FileContext, assigns: _Buckets) 
                                                           body.end_byte)),
         sharing=sharing.facts(pf, ctx, ctx.source) if share else Sharing(),
         keyed=tuple(sorted(keyed)),
+        const_return=_const_return(ctx.text[body.start_byte:body.end_byte]),
     )
+
+
+_RETURN = re.compile(rb"\breturn\b\s*([^;]*);")
+
+
+def _const_return(body: bytes) -> str:
+    """The literal every return of a body returns (`return 0;` only), or ""."""
+    values = {v.strip() for v in _RETURN.findall(body)}
+    return values.pop().decode() if len(values) == 1 and b"0" in values else ""
 
 
 def _merge_effects(a: LockEffect, b: LockEffect) -> LockEffect:
@@ -528,6 +539,10 @@ def lock_op_for(api: str, args: list[str], line: int, col: int, env: dict[str, s
         expr = normalise(args[arg])
         cls = str(spec["cls"]) if "cls" in spec else lock_class(
             expr, env, ctx.globals_, ctx.structs, ctx.path)
+        if "cls" in spec and "::" in cls:
+            # lock_sock(sk) is sk->sk_lock, bh_lock_sock(sk) sk->sk_lock.slock: two locks of
+            # one object, never one lock named `sk`
+            expr = f"{expr}->{cls.split('::', 1)[1]}"
     return LockOp(str(spec.get("op", "acquire")), api, str(spec["kind"]), expr, cls,
                   spec.get("irq"), spec.get("bh"), line, col, scoped)  # type: ignore[arg-type]
 

@@ -87,6 +87,10 @@ class Diagnostic(NamedTuple):
     locks: tuple[str, ...]
     trace: tuple[Step, ...]
     key: str  # stable identity inside the function, for fingerprints
+    # a return holding a lock on an error path: the functions whose result is the error it
+    # returns (`ret = f(); if (ret) return ret;`); if every one of them always returns 0, the
+    # path cannot happen (the program phase knows the callees of other files)
+    error_from: tuple[str, ...] = ()
 
 
 class LockEffect(NamedTuple):
@@ -147,6 +151,7 @@ class Function(NamedTuple):
     # lock classes this function gives a lockdep key of their own (lockdep_set_class()):
     # the kernel tells their instances apart, a class per struct field cannot
     keyed: tuple[str, ...] = ()
+    const_return: str = ""  # every return returns this literal (`0`): a call cannot fail
 
 
 class KeyEvent(NamedTuple):

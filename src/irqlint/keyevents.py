@@ -425,7 +425,7 @@ def _unavoidable(succ: list[list[tuple[int, Any]]], node: int,
                 return False
             if cond is not None:
                 key = cond[0]
-                if key[0] in ("V", "P") or (key[0] == "C" and validity.search(key[1])):
+                if key[0] in ("V", "P") or (key[0] in ("C", "AND") and validity.search(key[1])):
                     continue
             if m not in seen:
                 seen.add(m)

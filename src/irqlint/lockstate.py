@@ -63,6 +63,9 @@ class Cfg:
     returns: dict[int, tuple[int, str]] = field(default_factory=dict)  # node -> (line, value)
     npred: list[int] = field(default_factory=list)
     track: set[tuple[Any, ...]] = field(default_factory=set)  # branch facts worth keeping
+    callee_ops: set[tuple[int, int, str]] = field(default_factory=set)  # from callee summaries
+    # variable -> the functions whose results are assigned to it (None: something else too)
+    var_calls: dict[str, frozenset[str] | None] = field(default_factory=dict)
 
     def node(self) -> int:
         self.events.append([])
@@ -101,6 +104,10 @@ class _Builder:
         self.calls = calls
         self.ends = [e for _, e in calls]
         self.wstarts = [s for s, _ in pf.shared_writes]  # shared writes (inconsistent-locking)
+        # `struct x *p = arg->x;`, `spinlock_t *l = &arg->lock;`, never re-pointed: p->lock is
+        # arg->x->lock, l is arg->lock (one lock, one name, the one callers can substitute)
+        self.alias = _aliases(pf)
+        self.callee_ops: set[tuple[int, int, str]] = set()  # ops a callee's summary made
 
     # -- events for a byte range -----------------------------------------------------------
     def events(self, start: int, end: int, skip: Node | None = None) -> list[tuple[Any, ...]]:
@@ -126,9 +133,18 @@ class _Builder:
             if fnode.type != "identifier":
                 continue
             name = _text(fnode)
-            if name in kb.names("noreturn"):
+            if name in kb.names("noreturn") or (ctx.noreturn.get(name) and name != self.pf.name):
                 out.append(("end",))
                 continue
+            if name in kb.lock_droppers:
+                # knowledge: the call may drop those locks (a global one by its name: then
+                # the callers of this function must forget it too)
+                dropped = kb.lock_droppers[name]
+                named = frozenset(c for c in dropped if "::" not in c)
+                if named:
+                    self.forgotten |= named
+                    out.append(("forget", named))
+                out.append(("forget_class", dropped - named))
             spec = kb.lock_apis.get(name)
             if spec is not None:
                 argv = [_text(a) for a in args.named_children if a.type != "comment"]
@@ -164,22 +180,19 @@ class _Builder:
             if summ is None and kb.lock_function_re.search(name):
                 # a lock helper defined elsewhere (a header's static inline, another file):
                 # whatever it does to locks reached from its arguments is unknown to us
-                roots = frozenset(_root(_text(a)) for a in args.named_children
-                                  if a.type != "comment") - {""}
+                roots = self.roots(args)
                 if roots:
                     out.append(("forget_roots", roots))
                 continue
             if summ is None:
-                roots = frozenset(_root(_text(a)) for a in args.named_children
-                                  if a.type != "comment") - {""}
-                out.append(("touch", roots))
+                out.append(("touch", self.roots(args)))
                 continue
             if name != self.pf.name and (summ[1].acquires or summ[1].releases or summ[1].unknown):
                 params, eff = summ
                 argv = [_text(a) for a in args.named_children if a.type != "comment"]
                 subst = dict(zip(params, argv, strict=False))
                 if eff.unknown:
-                    lost = frozenset(_substitute(e, subst) for e in eff.unknown)
+                    lost = frozenset(self.unalias(_substitute(e, subst)) for e in eff.unknown)
                     self.forgotten |= lost
                     out.append(("forget", lost))
                 for expr, kind in eff.releases:
@@ -200,8 +213,25 @@ class _Builder:
 
         op = lock_op_for(api, argv, line, col, self.pf.env, self.ctx, scoped, spec)
         if op is not None:
+            op = op._replace(expr=self.unalias(op.expr))
             self.ops.append(op)
         return op
+
+    def unalias(self, expr: str) -> str:
+        if not self.alias:
+            return expr
+        m = _HEAD.match(expr)
+        if m is None or m.group(1) not in self.alias:
+            return expr
+        value, is_addr = self.alias[m.group(1)]
+        if not m.group(2):
+            return value
+        return expr if is_addr else normalise(value + m.group(2))
+
+    def roots(self, args: Node) -> frozenset[str]:
+        """The variables the arguments hang off, and what the aliases among them stand for."""
+        out = {_root(_text(a)) for a in args.named_children if a.type != "comment"} - {""}
+        return frozenset(out | {_root(self.alias[r][0]) for r in out if r in self.alias})
 
     def _summary_op(self, op: str, api: str, expr: str, kind: str, subst: dict[str, str],
                     line: int, col: int) -> LockOp:
@@ -209,8 +239,9 @@ class _Builder:
 
         real = _substitute(expr, subst)
         cls = lock_class(real, self.pf.env, self.ctx.globals_, self.ctx.structs, self.ctx.path)
-        lop = LockOp(op, api, kind, real, cls, None, None, line, col)
+        lop = LockOp(op, api, kind, self.unalias(real), cls, None, None, line, col)
         self.ops.append(lop)
+        self.callee_ops.add((line, col, lop.expr))
         return lop
 
     def _guard(self, fnode: Node, args: Node, line: int, col: int) -> LockOp | None:
@@ -233,6 +264,7 @@ class _Builder:
             self.cfg.returns[end] = (last, END)
             self.cfg.edge(end, self.exit)
         self._prune()
+        self.cfg.callee_ops = self.callee_ops
         return self.cfg
 
     def _prune(self) -> None:
@@ -246,10 +278,16 @@ class _Builder:
                 if cond is not None and isinstance(cond[0][1], str):
                     cond_vars |= _idents(cond[0][1])
                     k = cond[0]
-                    tested.setdefault((k[0] if k[0] != "V" else "C", k[1]), set()).add(i)
+                    keys = [("C", k[1]), *((sk[0], sk[1]) for sk in k[2])] if k[0] == "AND" \
+                        else [(k[0], k[1])]
+                    for k0, k1 in keys:
+                        tested.setdefault((k0 if k0 != "V" else "C", k1), set()).add(i)
         # a branch fact only matters if the same condition is tested again later
+        # what a returned variable is tested to be tells whether its return is an error
+        returned = {v for _, v in self.cfg.returns.values() if _IDENT.fullmatch(v)}
         self.cfg.track = {k for k, heads in tested.items()
-                          if len(heads) > 1 or k[0] == "P" or k[1] in self._sets}
+                          if len(heads) > 1 or k[0] == "P" or k[1] in self._sets
+                          or _returned_test(k[1], returned)}
         lock_roots = {_root(op.expr) for op in self.ops} | {_root(e) for e in self.forgotten}
         any_global = any(r not in self.pf.env for r in lock_roots)
         watch = lock_roots | {"irq", "bh"}
@@ -278,13 +316,15 @@ class _Builder:
         evs = self.events(n.start_byte if start is None else start, n.end_byte)
         assigned = _assigned(n)
         if assigned:
+            self._note_calls(n, assigned)
             # facts about x go before `x = f()`; what x->lock is goes after f() ran
             evs.insert(0, ("assign", assigned, frozenset()))
             evs.append(("assign", frozenset(), assigned | _aliased(n)))
-            m = _CONST_SET.match(_text(n))
-            if m:  # `locked = false;`: the path now knows what `if (locked)` will say
-                self._sets.add(m.group(1))
-                evs.append(("set", m.group(1), m.group(2) not in ("0", "false", "NULL")))
+        # `locked = false;`, `r.found = true;`, `bool locked = true;`: the path now knows what
+        # `if (locked)` will say
+        for var, value in _const_sets(n):
+            self._sets.add(var)
+            evs.append(("set", var, value not in ("0", "false", "NULL")))
         if not evs:
             return cur
         node = self.cfg.node()
@@ -293,6 +333,33 @@ class _Builder:
         if any(e[0] == "end" for e in evs):
             return None
         return node
+
+    def _note_calls(self, n: Node, assigned: frozenset[str]) -> None:
+        """`ret = f(...);`, `int ret = f(...);`: ret holds f's result (any other write to
+        ret, or a condition's assignment, leaves what ret holds unknown)."""
+        calls: dict[str, str] = {}
+        pairs: list[tuple[Node | None, Node | None]] = []
+        if n.type == "expression_statement" and n.named_children:
+            e = n.named_children[0]
+            op = e.child_by_field_name("operator")
+            if e.type == "assignment_expression" and op is not None and _text(op) == "=":
+                pairs.append((e.child_by_field_name("left"), e.child_by_field_name("right")))
+        elif n.type == "declaration":
+            pairs = [(d.child_by_field_name("declarator"), d.child_by_field_name("value"))
+                     for d in n.children_by_field_name("declarator")
+                     if d.type == "init_declarator"]
+        for lhs, rhs in pairs:
+            if lhs is not None and rhs is not None and lhs.type == "identifier" \
+                    and rhs.type == "call_expression":
+                fn = rhs.child_by_field_name("function")
+                if fn is not None and fn.type == "identifier":
+                    calls[_text(lhs)] = _text(fn)
+        vc = self.cfg.var_calls
+        for v in assigned:
+            if v in calls and (v not in vc or vc[v] is not None):
+                vc[v] = frozenset({*(vc.get(v) or ()), calls[v]})
+            else:
+                vc[v] = None
 
     def stmt(self, n: Node, cur: int | None) -> int | None:
         t = n.type
@@ -396,6 +463,7 @@ class _Builder:
         evs = self.events(cond.start_byte, cond.end_byte, skip=try_call)
         assigned = _assigned(cond)
         if assigned:
+            self.cfg.var_calls.update(dict.fromkeys(assigned))
             evs.insert(0, ("assign", assigned, frozenset()))
             evs.append(("assign", frozenset(), assigned))
         head = self.cfg.node()
@@ -572,6 +640,53 @@ class _Builder:
         return self.join(cur2, f_end)
 
 
+_FIELD = re.compile(r"(?:->|\.)[A-Za-z_]\w*$")
+_HEAD = re.compile(r"([A-Za-z_]\w*)((?:->|\.).*)?$")
+_PATH = re.compile(r"&?[A-Za-z_]\w*(?:(?:->|\.)[A-Za-z_]\w*)*$")
+
+
+def _aliases(pf: _PendingFunction) -> dict[str, tuple[str, bool]]:
+    """Locals initialised to a path off a parameter (`p = arg->x`, `l = &arg->lock`) and
+    never assigned again nor handed out by address: name -> (path, is an address)."""
+    from .extract import _declarator_name
+
+    params = {p for p, _ in pf.params if p}
+    raw = pf.body.text or b""
+    body = raw.decode("utf-8", "replace")
+    out: dict[str, tuple[str, bool]] = {}
+    for d in pf.decls:
+        for dd in d.children_by_field_name("declarator"):
+            if dd.type != "init_declarator":
+                continue
+            value = dd.child_by_field_name("value")
+            name, _ = _declarator_name(dd.child_by_field_name("declarator"))
+            if value is None or not name or name in params:
+                continue
+            v = "".join(_text(value).split())
+            if not _PATH.match(v) or ("->" not in v and "." not in v):
+                continue
+            root = _HEAD.match(v.lstrip("&"))
+            if root is None or root.group(1) not in params or root.group(1) == name:
+                continue
+            # the path is read where declared: the root may be re-pointed later, not before
+            before = raw[:dd.start_byte - pf.body.start_byte].decode("utf-8", "replace")
+            if _writes(body, name) != 1 or _writes(before, root.group(1)) != 0:
+                continue
+            out[name] = (normalise(v), v.startswith("&"))
+    return out
+
+
+@lru_cache(maxsize=1024)
+def _write_re(name: str) -> re.Pattern[str]:
+    return re.compile(rf"(?<![\w.>])(?:&\s*{name}\b(?!\s*(?:->|\.|\[))"
+                      rf"|{name}\s*(?:[-+*/|&^]?=(?!=)|\+\+|--)|(?:\+\+|--)\s*{name}\b)")
+
+
+def _writes(body: str, name: str) -> int:
+    """How often a variable is assigned (or has its address taken) in a body."""
+    return len(_write_re(name).findall(body))
+
+
 def _substitute(expr: str, subst: dict[str, str]) -> str:
     """A summary's parameter-relative lock expression at a call site."""
     return normalise(re.sub(r"\b[A-Za-z_]\w*\b",
@@ -612,6 +727,23 @@ def _bound_var(call: Node) -> str:
 _CONST_SET = re.compile(r"\s*([A-Za-z_]\w*(?:(?:\.|->)[A-Za-z_]\w*)*)\s*=\s*(true|false|0|1|NULL)"
                         r"\s*;\s*$")
 _ALIAS = re.compile(r"\b[A-Za-z_]\w*\s*=\s*([A-Za-z_]\w*)\s*[;,)]")
+
+
+def _const_sets(n: Node) -> list[tuple[str, str]]:
+    """`x = true;` statements and `bool x = true, y = 0;` declarations: (x, value)."""
+    if n.type == "declaration":
+        out = []
+        for d in n.children_by_field_name("declarator"):
+            name, value = d.child_by_field_name("declarator"), d.child_by_field_name("value")
+            if d.type == "init_declarator" and name is not None and value is not None \
+                    and name.type == "identifier" and _text(value) in _CONSTS:
+                out.append((_text(name), _text(value)))
+        return out
+    m = _CONST_SET.match(_text(n))
+    return [(m.group(1), m.group(2))] if m else []
+
+
+_CONSTS = frozenset({"true", "false", "0", "1", "NULL"})
 
 
 def _aliased(n: Node) -> frozenset[str]:
@@ -681,6 +813,18 @@ def _cond_key(cond: Node, b: _Builder) -> tuple[tuple[Any, ...], Node | None]:
                 k, call = _cond_key(side, b)
                 if k[0] == "T" and k[2]:
                     return ("T", k[1], True), call
+        if o in ("&&", "||"):
+            # `a && b` true means a true and b true (`a || b` false: both false): a path that
+            # set `done = true;` does not enter `if (!done && x)`.  The whole condition stays
+            # a fact of its own too, for the same test repeated.
+            subs = []
+            for side in _conjuncts(n, o):
+                k, _ = _cond_key(side, b)
+                if k[0] not in ("V", "C", "P"):
+                    break
+                subs.append(k if o == "&&" else (k[0], k[1], not k[2]))
+            else:
+                return ("AND", txt, tuple(subs), (o == "&&") != neg, not neg), None
         if left is not None and right is not None and left.type == "identifier" \
                 and _text(right) in ("0", "NULL") and o in ("<", "!=", "=="):
             truthy = o != "=="
@@ -702,7 +846,42 @@ def _cond_key(cond: Node, b: _Builder) -> tuple[tuple[Any, ...], Node | None]:
             # `a != b`, `b != a` and `!(a == b)` are one condition
             lt, rt = sorted((" ".join(_text(left).split()), " ".join(_text(right).split())))
             return ("C", f"{lt} != {rt}", (o == "!=") != neg), None
+        if o in ("<", ">", "<=", ">=") and left is not None and right is not None:
+            # `a < b`, `b > a`, `!(a >= b)` are one condition: a loop's `while (++n < max)`
+            # and the `if (n >= max)` after it.  `++n` is n once incremented (the increment
+            # itself voids what was known of n before the test)
+            lt, rt = _operand(left), _operand(right)
+            if o in (">", "<="):
+                lt, rt = rt, lt
+            truth = (o in ("<", ">")) != neg
+            if rt == "0" and _IDENT.fullmatch(lt):
+                return ("V", lt, truth), None  # as `x < 0` above: x's truth value
+            return ("C", f"{lt} < {rt}", truth), None
     return ("C", txt, not neg), None
+
+
+def _conjuncts(n: Node, o: str) -> list[Node]:
+    """The operands of a chain of one logical operator: a && (b && c) -> a, b, c."""
+    while n.type == "parenthesized_expression" and n.named_children:
+        n = n.named_children[0]
+    op_node = n.child_by_field_name("operator")
+    if n.type != "binary_expression" or op_node is None or _text(op_node) != o:
+        return [n]
+    left, right = n.child_by_field_name("left"), n.child_by_field_name("right")
+    if left is None or right is None:
+        return [n]
+    return _conjuncts(left, o) + _conjuncts(right, o)
+
+
+def _operand(n: Node) -> str:
+    """A comparison operand's text; a pre-increment or pre-decrement reads as its variable."""
+    t = " ".join(_text(n).split())
+    if n.type == "update_expression" and t[:2] in ("++", "--"):
+        t = t[2:].strip()
+    while t.startswith("(") and t.endswith(")") and n.type == "parenthesized_expression":
+        t = t[1:-1].strip()
+        break
+    return t
 
 
 # --- abstract interpretation ---------------------------------------------------------------
@@ -729,13 +908,15 @@ class _Run:
         # (line, col) of a call -> the lock tuples of the states that reach it
         self.at: dict[tuple[int, int], dict[int, tuple[tuple[Any, ...], ...]]] = {}
         self.wat: dict[int, dict[int, tuple[tuple[Any, ...], ...]]] = {}  # the same per write
+        self.params = frozenset(p for p, _ in pf.params if p)
+        self._writes: dict[str, list[int]] = {}
 
-    def report(self, line: int, col: int, msg: str, lock: LockOp, trace: list[Step], key: str
-               ) -> None:
+    def report(self, line: int, col: int, msg: str, lock: LockOp, trace: list[Step], key: str,
+               error_from: tuple[str, ...] = ()) -> None:
         k = (key, line, lock.expr)
         if k not in self.diags:
             self.diags[k] = Diagnostic(RULE, line, col, msg, (lock.cls,), tuple(trace),
-                                       f"{key}:{lock.expr}")
+                                       f"{key}:{lock.expr}", error_from)
 
     def step(self, line: int, note: str) -> Step:
         return Step(self.path, line, self.pf.name, note)
@@ -779,6 +960,9 @@ class _Run:
             roots, env = ev[1], self.pf.env
             return tuple(e if e[7] or not (_root(e[0]) in roots or _root(e[0]) not in env)
                          else (*e[:7], True) for e in locks), facts, pend, jump
+        if kind == "forget_class":  # a callee that may drop locks of these classes
+            return (tuple(_unsure(e) if e[6] in ev[1] and e[1] in HELD else e for e in locks),
+                    facts, pend, jump)
         if kind == "forget_roots":
             # a lock helper may also save/restore IRQs or BHs (task_rq_unlock...)
             return (tuple(_unsure(e) if _root(e[0]) in ev[1] or e[0] in ("irq", "bh") else e
@@ -823,7 +1007,12 @@ class _Run:
                 status = "C" if e is not None and e[1] == "U" else "H"
                 cur[op.expr] = (op.expr, status, 1, op.kind, op.line, op.scoped, op.cls, False)
         else:
-            if e is None:  # the caller's lock ("U": released, never taken here)
+            if e is None:
+                same = self._same_class(cur, op)
+                if same is not None:  # the lock taken here, named another way
+                    self._apply_op(cur, op._replace(expr=same))
+                    return
+                # the caller's lock ("U": released, never taken here)
                 cur[op.expr] = (op.expr, "U", 0, op.kind, op.line, False, op.cls, False)
             elif e[1] in ("?", "Q"):
                 cur[op.expr] = (op.expr, "?", 0, e[3], op.line, False, e[6], False)
@@ -839,6 +1028,42 @@ class _Run:
                             f"released but not held on this path (already released at line "
                             f"{e[4]})")
 
+    def _same_class(self, cur: dict[str, tuple[Any, ...]], op: LockOp) -> str | None:
+        """A release of a lock not held under its name, when the one lock of its class and
+        kind held here is that lock named another way: a callee releasing `s->owner->lock`
+        for the caller's `owner->lock`, or `pool->lock` unlocked after `pool` was re-pointed
+        at the pool whose lock was taken.  Only for a callee's release or a lock hanging off
+        a local: a parameter's lock released is the caller's (hand-over), not this one."""
+        if "::" not in op.cls or op.kind in PSEUDO:
+            return None
+        root = _root(op.expr)
+        callee = (op.line, op.col, op.expr) in self.cfg.callee_ops
+        if not callee and not (root in self.pf.env and root not in self.params):
+            return None
+        # through a local: only if it was re-pointed after the lock was taken
+        # a callee's lock class may stop at a struct this file does not define
+        # (`nfs4_stid::sc_client->cl_lock`): its field name and kind then say which it is
+        field = _FIELD.search(op.expr)
+        held = [x for x in cur.values()
+                if x[1] == "H" and x[3] == op.kind and x[0] != op.expr
+                and (x[6] == op.cls or (callee and field is not None
+                                        and x[0].endswith(field.group(0))))]
+        if len(held) != 1:
+            return None
+        x = held[0]
+        if not callee and not any(x[4] < ln <= op.line for ln in self.write_lines(root)):
+            return None
+        return str(x[0])
+
+    def write_lines(self, name: str) -> list[int]:
+        """The lines of the body that assign `name`."""
+        if name not in self._writes:
+            first = self.pf.body.start_point[0] + 1
+            body = _text(self.pf.body).split("\n")
+            rx = _write_re(name)
+            self._writes[name] = [first + i for i, t in enumerate(body) if rx.search(t)]
+        return self._writes[name]
+
     def _again(self, op: LockOp, e: tuple[Any, ...], key: str, did: str, what: str) -> None:
         """The same operation twice on one path: double lock or double unlock."""
         self.report(op.line, op.col, f"'{op.expr}' {what}", op,
@@ -849,6 +1074,15 @@ class _Run:
         if cond is None:
             return st
         key, val = cond
+        if key[0] == "AND":
+            _, txt, subs, pol, wpol = key
+            s: State | None = self.edge(st, (("C", txt, wpol), val))
+            if s is not None and val == pol:  # every conjunct holds
+                for sk in subs:
+                    s = self.edge(s, (sk, True))
+                    if s is None:
+                        break
+            return s
         locks, facts, pend, jump = st
         if key[0] == "T":
             _, op, success_edge = key
@@ -955,6 +1189,33 @@ def _inconsistent_returns(run: _Run, pf: _PendingFunction, ctx: FileContext) -> 
     _inconsistent_group(run, exits, pseudo_ok, ctx.kb.names("error_variables"))
 
 
+_ERR_TEST = re.compile(r"(?:IS_ERR|IS_ERR_OR_NULL)\(([A-Za-z_]\w*)\)$")
+
+
+def _returned_test(text: str, returned: set[str]) -> bool:
+    m = _ERR_TEST.match(text)
+    return text in returned or (m is not None and m.group(1) in returned)
+
+
+def _known_ok(facts: tuple[tuple[Any, bool], ...], val: str) -> bool:
+    """The path has tested the returned variable to be no error: `ret < 0` or `ret` false,
+    `ret = 0;`, `IS_ERR(ret)` false."""
+    if not _IDENT.fullmatch(val):
+        return False
+    known = dict(facts)
+    return known.get(("C", val)) is False or any(
+        known.get(("C", f"{t}({val})")) is False for t in ("IS_ERR", "IS_ERR_OR_NULL"))
+
+
+def _error_from(var_calls: dict[str, frozenset[str] | None], facts: tuple[tuple[Any, bool], ...],
+                val: str) -> tuple[str, ...]:
+    """`ret = f(); if (ret) return ret;`: the return is taken only if f returned non-zero."""
+    calls = var_calls.get(val)
+    if not calls or dict(facts).get(("C", val)) is not True:
+        return ()
+    return tuple(sorted(calls))
+
+
 def _config(st: State) -> dict[Any, bool]:
     return {k: v for k, v in st[1] if k[0] == "P"}
 
@@ -968,7 +1229,8 @@ def _inconsistent_group(run: _Run, exits: list[tuple[State, int, str]], pseudo_o
                         error_vars: frozenset[str]) -> None:
     # `if (IS_ENABLED(CONFIG_X)) local_irq_save()` is consistent in every build: an exit holding
     # a lock is compared only with exits that can occur in the same build configuration.
-    held_at: dict[str, list[tuple[int, str, tuple[Any, ...], tuple[Any, ...]]]] = {}
+    held_at: dict[str, list[tuple[int, str, tuple[Any, ...], tuple[Any, ...],
+                              tuple[tuple[Any, bool], ...]]]] = {}
     held_cfg: dict[str, list[dict[Any, bool]]] = {}
     for st, line, val in exits:
         for e in st[0]:
@@ -978,7 +1240,9 @@ def _inconsistent_group(run: _Run, exits: list[tuple[State, int, str]], pseudo_o
                 continue  # its object was handed to a callee, which may have released it
             if any(x[1] == "U" and x[3] == e[3] for x in st[0]):
                 continue  # hands over: released the caller's lock, returns holding another
-            held_at.setdefault(e[0], []).append((line, val, e, st[3]))
+            if _known_ok(st[1], val):
+                val = f"{val} (no error)"  # returns holding on success: by design
+            held_at.setdefault(e[0], []).append((line, val, e, st[3], st[1]))
             held_cfg.setdefault(e[0], []).append(_config(st))
     for expr, holding in sorted(held_at.items()):
         others = [(ln, val) for st, ln, val in exits
@@ -986,8 +1250,16 @@ def _inconsistent_group(run: _Run, exits: list[tuple[State, int, str]], pseudo_o
                   and any(_compatible(c, _config(st)) for c in held_cfg[expr])]
         if not others:
             continue
+        # the bug shape is a return that forgot the unlock the other returns do: if no return
+        # has released the lock this function took, it takes it for its caller (a *_start
+        # paired with a *_stop, a helper whose caller's __cleanup destructor unlocks, boot or
+        # entry code leaving IRQs off, a caller's lock a callee dropped and this one retakes)
+        released = {ln for st, ln, _ in exits
+                    if any(e[0] == expr and e[1] == "R" for e in st[0])}
+        if not released:
+            continue
         o_lines = {ln for ln, _ in others}
-        h_vals = {v for _, v, _, _ in holding}
+        h_vals = {v for _, v, _, _, _ in holding}
         o_vals = {v for _, v in others}
         if h_vals and END not in h_vals | o_vals and all(v for v in h_vals | o_vals) \
                 and not (h_vals & o_vals) \
@@ -1002,10 +1274,11 @@ def _inconsistent_group(run: _Run, exits: list[tuple[State, int, str]], pseudo_o
             # a count): a function whose job is to return holding on that path (a *_get,
             # a seq_file start, a kprobe handler); the bug shape is an error return
             continue
-        line, val, e, jump = min(holding, key=lambda x: (x[0], x[3]))
-        other_line = min(o_lines)
+        line, val, e, jump, facts = min(holding, key=lambda x: (x[0], x[3]))
+        other_line = min(released - {line} or released)
         op = LockOp("acquire", "", e[3], expr, e[6], None, None, e[4], 1)
-        ret_desc = "end of function" if val == END else f"return {val}".strip()
+        ret_desc = "end of function" if val == END else \
+            f"return {val.removesuffix(' (no error)')}".strip()
         trace = [run.step(e[4], f"{expr} acquired")]
         if jump:
             trace.append(run.step(jump[0], f"goto {jump[1]} with {expr} held"))
@@ -1021,7 +1294,8 @@ def _inconsistent_group(run: _Run, exits: list[tuple[State, int, str]], pseudo_o
             msg = (f"'{expr}' is still held here ({ret_desc}) but released before the return "
                    f"at line {other_line}: missing unlock on this path")
             trace.append(run.step(other_line, f"returns without {expr}"))
-        run.report(line, 1, msg, op, trace, "held-at-return")
+        run.report(line, 1, msg, op, trace, "held-at-return",
+                   _error_from(run.cfg.var_calls, facts, val))
 
 
 def _effect(run: _Run, pf: _PendingFunction, ctx: FileContext,
@@ -1040,6 +1314,14 @@ def _effect(run: _Run, pf: _PendingFunction, ctx: FileContext,
 
     meant_to_hold = bool(ctx.kb.lock_function_re.search(pf.name)) or any(
         k in ("acquires", "cond_acquires") for k, _ in pf.annotations)
+    alias = _aliases(pf)
+    said_released = set()
+    for k, a in pf.annotations:
+        if k == "releases":
+            m = _HEAD.match(a)
+            if m is not None and m.group(1) in alias and not alias[m.group(1)][1]:
+                a = normalise(alias[m.group(1)][0] + (m.group(2) or ""))
+            said_released.add(a)
     exprs: dict[str, str] = {op.expr: op.kind for op in ops if not op.scoped}
     for expr in forgotten:
         exprs.setdefault(expr, "?")
@@ -1057,7 +1339,10 @@ def _effect(run: _Run, pf: _PendingFunction, ctx: FileContext,
                   for st, _, _ in run.exits}
         if status == {"H"} and meant_to_hold:
             acq.append((expr, kind))
-        elif status == {"U"}:
+        elif status == {"U"} or (expr in said_released and "U" in status
+                                 and status <= {"U", "?"}):
+            # released at every return; or so annotated (__releases) and released where
+            # the lock is still known (a callee after the unlock may make it unsure)
             rel.append((expr, kind))
         elif status != {"R"}:
             unknown.append(expr)  # mixed, forgotten on the way, or held without saying so
@@ -1080,6 +1365,24 @@ def _held(states: Any) -> tuple[tuple[str, str, int], ...]:
     return tuple(sorted(out))
 
 
+_FOREVER = re.compile(r"\bfor\s*\(\s*;\s*;\s*\)|\bwhile\s*\(\s*(?:1|true)\s*\)")
+
+
+def _may_not_return(pf: _PendingFunction, ctx: FileContext) -> bool:
+    """Worth building a graph to see if the function never returns: it calls a noreturn
+    function or loops forever."""
+    dead = ctx.kb.names("noreturn")
+    return any(name in dead or ctx.noreturn.get(name) for name in pf.callees) or bool(
+        _FOREVER.search(_text(pf.body)))
+
+
+def _note_return(ctx: FileContext, pf: _PendingFunction, cfg: Cfg) -> None:
+    """Same-file callers treat a call to a function no path of which returns (every body of
+    it, #ifdef twins included) like a call to panic()."""
+    never = cfg.npred[0] == 0
+    ctx.noreturn[pf.name] = ctx.noreturn.get(pf.name, True) and never
+
+
 def analyse(pf: _PendingFunction, ctx: FileContext
             ) -> tuple[list[LockOp], list[Diagnostic], LockEffect, Held]:
     """Lock ops, lock-imbalance diagnostics, net effect of one function, and the locks held
@@ -1089,17 +1392,20 @@ def analyse(pf: _PendingFunction, ctx: FileContext
     relevant = any(v.type == "call_expression" for v in pf.vias) or any(
         name in kb.lock_apis or name in ctx.wrappers.defs or _has_effect(ctx, name)
         for name in pf.callees)
-    if not relevant and not any(pf.body.start_byte <= off < pf.body.end_byte
-                                for off in ctx.norm.guard_loops):
-        return [], [], LockEffect(), ()
     call_parts: dict[tuple[int, int], tuple[Node, Node]] = {}
     for fnode in [n for n, _ in pf.names] + list(pf.vias):
         call = fnode.parent
         args = call.child_by_field_name("arguments") if call is not None else None
         if call is not None and args is not None:
             call_parts[(call.start_byte, call.end_byte)] = (fnode, args)
+    if not relevant and not any(pf.body.start_byte <= off < pf.body.end_byte
+                                for off in ctx.norm.guard_loops):
+        if not pf.node.has_error and _may_not_return(pf, ctx):
+            _note_return(ctx, pf, _Builder(pf, ctx, call_parts).build())
+        return [], [], LockEffect(), ()
     b = _Builder(pf, ctx, call_parts)
     cfg = b.build()
+    _note_return(ctx, pf, cfg)
     run = _Run(cfg, pf, ctx.path)
     run.run()
     _inconsistent_returns(run, pf, ctx)

@@ -95,7 +95,9 @@ class KnowledgeBase:
     def lock_apis(self) -> dict[str, dict[str, Any]]:
         """Lock API name -> semantics, for this profile."""
         table = self.data[f"locks_{self.profile}"]["locks"]
-        return {k: v for k, v in table.items() if not k.startswith("_")}
+        # every entry is an API, `__rtnl_unlock` and `_raw_spin_lock` included: only a note
+        # (a string, such as "_doc") is not
+        return {k: v for k, v in table.items() if isinstance(v, dict)}
 
     @cached_property
     def guard_classes(self) -> dict[str, dict[str, Any]]:
@@ -113,6 +115,11 @@ class KnowledgeBase:
     def names(self, key: str) -> frozenset[str]:
         """A name list of functions.json (noreturn, condition_wrappers, config_tests, ...)."""
         return self._name_lists[key]
+
+    @cached_property
+    def lock_droppers(self) -> dict[str, frozenset[str]]:
+        """Function -> the lock classes a call to it may drop (and perhaps retake)."""
+        return {k: frozenset(v) for k, v in self.data["functions"].get("lock_droppers", {}).items()}
 
     @cached_property
     def state_function_re(self) -> re.Pattern[str]:
