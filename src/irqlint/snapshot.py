@@ -51,7 +51,7 @@ from .program import (
     merge_links,
 )
 
-MAGIC = "irqlint-program-3"
+MAGIC = "irqlint-program-4"
 MAX_CHANGED = 64  # more changed files than this: a whole build is about as quick
 # tables kept as they are (lists, dicts and tuples of plain values)
 _PLAIN = ("callers", "succ", "fwd", "comps", "conditional_sleep", "keyed", "irq_calls",
@@ -78,16 +78,17 @@ def _flat_fn(fn: Function, full: bool) -> tuple[Any, ...]:
     when a checker walks its sites (`full`), the rest comes back with its facts when a
     summary must be redone."""
     return (fn.name, fn.file, fn.line, fn.end_line, fn.static, fn.has_error, fn.error_hint,
-            fn.irqs_off, None if fn.effect == _NO_EFFECT else tuple(fn.effect),
+            fn.irqs_off, None if fn.effect == _NO_EFFECT else tuple(fn.effect), fn.const_return,
             (fn.params, fn.annotations, tuple(map(tuple, fn.lock_ops)), fn.held) if full else None)
 
 
 def _fn(t: tuple[Any, ...]) -> Function:
-    name, file, line, end, static, err, hint, irqs_off, eff, full = t
+    name, file, line, end, static, err, hint, irqs_off, eff, const, full = t
     params, ann, ops, held = full or ((), (), (), ())
     return Function(name, file, line, end, static, params, ann, err, (),
                     tuple(LockOp._make(o) for o in ops), (), (), (), (),
-                    LockEffect._make(eff) if eff else _NO_EFFECT, (), hint, held, irqs_off)
+                    LockEffect._make(eff) if eff else _NO_EFFECT, (), hint, held, irqs_off,
+                    const_return=const)
 
 
 def _flat_site(s: Site) -> tuple[Any, ...]:

@@ -126,7 +126,7 @@ def _callee_effects(analysis: Analysis) -> Callable[[str, str, int, int], bool] 
 def _cannot_fail(analysis: Analysis) -> Callable[[tuple[str, ...]], bool] | None:
     """With every file's facts at hand: do all these functions (the ones whose result an
     error return passes on) always return 0 (`gx_powerup()`)? Then that path cannot run."""
-    if analysis.facts is None:
+    if analysis.facts is None and analysis.program is None:
         return None
     prog = program_of(analysis)
     zero: dict[str, bool] = {}
