@@ -96,3 +96,17 @@ def test_a_corrupt_snapshot_is_rebuilt(tmp_path: Path) -> None:
     warm, whole = _both(root, tmp_path, cache, 1)
     assert "snapshot-patch" not in warm["stats"]["seconds"]
     assert warm["findings"] == whole["findings"]
+
+
+def test_lock_imbalance_reads_the_snapshot_model_too(tmp_path: Path) -> None:
+    """A callee of another file that always returns 0 makes an error return impossible: a
+    snapshot run knows it as the whole run does (Function.const_return is kept)."""
+    root = tmp_path / "tree"
+    shutil.copytree(Path(__file__).resolve().parent / "fixtures" / "crossfile_zero", root)
+    cache = tmp_path / "cache"
+    first = _check(root, cache, tmp_path / "first.json")
+    caller = root / "resume.c"  # the callee in power.c comes from the snapshot
+    caller.write_text(caller.read_text() + "/* touched */\n")
+    warm, whole = _both(root, tmp_path, cache, 1)
+    assert "snapshot-patch" in warm["stats"]["seconds"]
+    assert warm["findings"] == whole["findings"] == first["findings"]
