@@ -61,10 +61,14 @@ def main() -> None:
     ap.add_argument("tree", nargs="?")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--keep", help="copy the cold run's JSON report here")
+    ap.add_argument("--cache-dir", help="a new cache directory to keep (default: a temporary "
+                    "one, removed)")
     args = ap.parse_args()
     tree = ensure_tree(args.tree)
     work = tempfile.mkdtemp(prefix="irqlint-bench-")
-    cache = os.path.join(work, "cache")
+    cache = args.cache_dir or os.path.join(work, "cache")
+    if args.cache_dir and os.path.exists(cache):
+        sys.exit(f"bench: {cache} exists; a cold run needs a new cache directory")
     out = os.path.join(work, "out.json")
     try:
         cold = run(tree, cache, args.jobs, out)
