@@ -74,28 +74,29 @@ def test_changed_function_body_is_redone_from_the_snapshot(tmp_path: Path) -> No
     assert not any(f == "vfio_intx.c" for _, f, _ in _rules_lines(warm))
 
 
-def test_a_new_function_falls_back_to_a_whole_build(tmp_path: Path) -> None:
+def _falls_back(tmp_path: Path, file: str, tail: str, corrupt: bool = False) -> None:
+    """After `tail` is appended to `file` (and the snapshot spoiled, if `corrupt`), the run
+    builds the whole model, and reports what a run on a fresh cache reports."""
     root = _tree(tmp_path)
     cache = tmp_path / "cache"
     _check(root, cache, tmp_path / "first.json")
-    pci = root / "seed003_sleep_devres" / "pci.c"
-    pci.write_text(pci.read_text() + "\nint pci_new_helper(void)\n{\n\treturn 0;\n}\n")
+    if corrupt:
+        for p in (cache / "program").glob("*.pkl"):
+            p.write_bytes(b"not a pickle")
+    src = root / file
+    src.write_text(src.read_text() + tail)
     warm, whole = _both(root, tmp_path, cache, 1)
     assert "snapshot-patch" not in warm["stats"]["seconds"]
     assert warm["findings"] == whole["findings"]
+
+
+def test_a_new_function_falls_back_to_a_whole_build(tmp_path: Path) -> None:
+    _falls_back(tmp_path, "seed003_sleep_devres/pci.c",
+                "\nint pci_new_helper(void)\n{\n\treturn 0;\n}\n")
 
 
 def test_a_corrupt_snapshot_is_rebuilt(tmp_path: Path) -> None:
-    root = _tree(tmp_path)
-    cache = tmp_path / "cache"
-    _check(root, cache, tmp_path / "first.json")
-    for p in (cache / "program").glob("*.pkl"):
-        p.write_bytes(b"not a pickle")
-    dev = root / "seed001_wait_under_lock" / "evtchn_dev.c"
-    dev.write_text(dev.read_text() + "\n")
-    warm, whole = _both(root, tmp_path, cache, 1)
-    assert "snapshot-patch" not in warm["stats"]["seconds"]
-    assert warm["findings"] == whole["findings"]
+    _falls_back(tmp_path, "seed001_wait_under_lock/evtchn_dev.c", "\n", corrupt=True)
 
 
 def test_lock_imbalance_reads_the_snapshot_model_too(tmp_path: Path) -> None:
