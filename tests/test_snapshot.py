@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from irqlint.cli import main
@@ -74,15 +75,16 @@ def test_changed_function_body_is_redone_from_the_snapshot(tmp_path: Path) -> No
     assert not any(f == "vfio_intx.c" for _, f, _ in _rules_lines(warm))
 
 
-def _falls_back(tmp_path: Path, file: str, tail: str, corrupt: bool = False) -> None:
-    """After `tail` is appended to `file` (and the snapshot spoiled, if `corrupt`), the run
+def _falls_back(tmp_path: Path, file: str, tail: str,
+                spoil: Callable[[bytes], bytes] | None = None) -> None:
+    """After `tail` is appended to `file` (and the snapshot spoiled, if asked), the run
     builds the whole model, and reports what a run on a fresh cache reports."""
     root = _tree(tmp_path)
     cache = tmp_path / "cache"
     _check(root, cache, tmp_path / "first.json")
-    if corrupt:
+    if spoil is not None:
         for p in (cache / "program").glob("*.pkl"):
-            p.write_bytes(b"not a pickle")
+            p.write_bytes(spoil(p.read_bytes()))
     src = root / file
     src.write_text(src.read_text() + tail)
     warm, whole = _both(root, tmp_path, cache, 1)
@@ -96,7 +98,13 @@ def test_a_new_function_falls_back_to_a_whole_build(tmp_path: Path) -> None:
 
 
 def test_a_corrupt_snapshot_is_rebuilt(tmp_path: Path) -> None:
-    _falls_back(tmp_path, "seed001_wait_under_lock/evtchn_dev.c", "\n", corrupt=True)
+    _falls_back(tmp_path, "seed001_wait_under_lock/evtchn_dev.c", "\n",
+                lambda _: b"not a pickle")
+
+
+def test_a_snapshot_cut_short_is_rebuilt(tmp_path: Path) -> None:
+    _falls_back(tmp_path, "seed001_wait_under_lock/evtchn_dev.c", "\n",
+                lambda data: data[: len(data) * 2 // 3])
 
 
 def test_lock_imbalance_reads_the_snapshot_model_too(tmp_path: Path) -> None:

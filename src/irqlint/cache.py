@@ -13,6 +13,7 @@ import hashlib
 import os
 import pickle
 import tempfile
+from collections.abc import Iterable
 from typing import Any
 
 from . import __version__
@@ -75,12 +76,18 @@ class Cache:
             pass
 
     def _write(self, target: str, *objs: Any) -> None:
+        self.write_all(target, objs)
+
+    def write_all(self, target: str, objs: Iterable[Any]) -> None:
+        """Pickle `objs` one after another into `target`, atomically; an iterator's items are
+        made, written and let go one at a time."""
         os.makedirs(os.path.dirname(target), exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as f:
                 for obj in objs:
                     pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL)
+                    del obj
             os.replace(tmp, target)
         except BaseException:
             try:

@@ -28,6 +28,7 @@ import hashlib
 import heapq
 import os
 import pickle
+from collections.abc import Iterator
 from typing import Any
 
 from . import __version__
@@ -51,7 +52,8 @@ from .program import (
     merge_links,
 )
 
-MAGIC = "irqlint-program-4"
+MAGIC = "irqlint-program-5"
+_END = "end"  # the last pair's name: a file cut short is no snapshot
 MAX_CHANGED = 64  # more changed files than this: a whole build is about as quick
 # tables kept as they are (lists, dicts and tuples of plain values)
 _PLAIN = ("callers", "succ", "fwd", "comps", "conditional_sleep", "keyed", "irq_calls",
@@ -118,37 +120,49 @@ def save(cache: Cache, ckey: str, keys: list[tuple[str, str]], files: list[FileS
     """Keep the model of a whole build (one per configuration)."""
     if cache.root is None:
         return
-    value = {
-        "keys": keys,
-        "files": files,
-        "skipped": skipped,  # files the analysis could not take (phase 0's are the plan's)
-        "shapes": [_shape(ff) for ff in facts],
-        "funcs": [_flat_fn(fn, bool(h)) for fn, h in zip(prog.funcs, prog.held_sites,
-                                                         strict=True)],
-        "held_sites": [tuple(map(_flat_site, h)) if h else () for h in prog.held_sites],
-        "acq": [tuple((c, tuple(a)) for c, a in d.items()) if d else () for d in prog.acq],
-        "sleep": [tuple(x) if x is not None else None for x in prog.sleep],
-        "sleep_param": [tuple((j, tuple(x)) for j, x in d.items()) if d else ()
-                        for d in prog.sleep_param],
-        "waits": [tuple(map(tuple, w)) if w else () for w in prog.waits],
-        **{k: getattr(prog, k) for k in _PLAIN},
-    }
-    cache._write(_path(cache, ckey), (MAGIC, ckey), value)
+    cache.write_all(_path(cache, ckey), _tables(ckey, keys, files, facts, prog, skipped))
+
+
+def _tables(ckey: str, keys: list[tuple[str, str]], files: list[FileSummary],
+            facts: list[FileFacts], prog: Program, skipped: list[tuple[str, str]]
+            ) -> Iterator[Any]:
+    """The header, then (name, table) pairs, each flattened only when it is written: the
+    flat copies of the whole-kernel model never coexist."""
+    yield MAGIC, ckey
+    yield "keys", keys
+    yield "files", files
+    yield "skipped", skipped  # files the analysis could not take (phase 0's are the plan's)
+    yield "shapes", [_shape(ff) for ff in facts]
+    yield "funcs", [_flat_fn(fn, bool(h)) for fn, h in zip(prog.funcs, prog.held_sites,
+                                                            strict=True)]
+    yield "held_sites", [tuple(map(_flat_site, h)) if h else () for h in prog.held_sites]
+    yield "acq", [tuple((c, tuple(a)) for c, a in d.items()) if d else () for d in prog.acq]
+    yield "sleep", [tuple(x) if x is not None else None for x in prog.sleep]
+    yield "sleep_param", [tuple((j, tuple(x)) for j, x in d.items()) if d else ()
+                          for d in prog.sleep_param]
+    yield "waits", [tuple(map(tuple, w)) if w else () for w in prog.waits]
+    for k in _PLAIN:
+        yield k, getattr(prog, k)
+    yield _END, None
 
 
 def load(cache: Cache, ckey: str) -> dict[str, Any] | None:
     if cache.root is None:
         return None
     path = _path(cache, ckey)
+    value: dict[str, Any] = {}
     try:
         with open(path, "rb") as f:
-            magic, stored = pickle.load(f)
-            if (magic, stored) != (MAGIC, ckey):
+            if pickle.load(f) != (MAGIC, ckey):
                 raise ValueError("foreign snapshot")
-            value: dict[str, Any] = pickle.load(f)
+            while True:
+                name, table = pickle.load(f)
+                if name == _END:
+                    break
+                value[name] = table
     except FileNotFoundError:
         return None
-    except Exception:  # corrupt or foreign: a whole build replaces it
+    except Exception:  # corrupt, cut short or foreign: a whole build replaces it
         try:
             os.unlink(path)
         except OSError:
