@@ -1,5 +1,6 @@
 """The per-patch workflow on a real tree: a baseline, then a one-line change that introduces a
-seed-like bug, then `check --patch` and `check --baseline` on the changed tree (warm cache).
+seed-like bug, then `check --diff HEAD` (in a git work tree), `check --patch` and
+`check --baseline` on the changed tree (warm cache).
 
     python bench/patch.py [TREE] [--jobs N] [--cache-dir DIR]
 
@@ -77,7 +78,18 @@ def main() -> None:
             f.writelines(after)
         out1, out2 = os.path.join(work, "new.json"), os.path.join(work, "patch.json")
         # the per-patch mode first: it is the run that meets the change (the program model
-        # of the baseline run redone for the changed file); the second finds its results
+        # of the baseline run redone for the changed file); the others find its results.
+        # In a git work tree `--diff HEAD` goes first (the Debian tree is none: `git init;
+        # git add -f -A .; git commit` makes it one, its .gitignore ignores everything)
+        out3 = os.path.join(work, "diff.json")
+        if subprocess.run(["git", "-C", tree, "rev-parse", "--verify", "HEAD"],
+                          capture_output=True).returncode == 0:
+            report["check_diff_s"], _ = irqlint("check", tree, "--diff", "HEAD",
+                                                "--format", "json", "-o", out3, *common)
+            report["diff_findings"] = findings(out3)
+            with open(out3, encoding="utf-8") as f:
+                report["diff_seconds"] = {k: round(v, 1)
+                                          for k, v in json.load(f)["stats"]["seconds"].items()}
         report["check_patch_s"], _ = irqlint("check", tree, "--patch", patch,
                                              "--format", "json", "-o", out2, *common)
         report["check_baseline_s"], _ = irqlint("check", tree, "--baseline", base,
