@@ -2,11 +2,12 @@
 
 A one-line change in one driver of a 60,000-file tree changes the summaries of a handful of
 functions; rebuilding the whole model for it (every file's facts unpickled, every call resolved,
-every summary recomputed) costs minutes.  After a whole build the model is saved, compact: the
-functions without the facts only the build reads, the call sites a summary or a checker reads,
-the summaries, the call graph and each file's share of stored pointers and callbacks.  The next
-run with the same knowledge and lock wrappers loads it, takes the changed files' new facts, and
-redoes:
+every summary recomputed) costs minutes.  After a whole build the model is saved, compact and
+as plain tuples: the functions without the facts only the build reads, the call sites with
+something held (what the checkers walk), the summaries, the call graph and each file's share of
+stored pointers and callbacks.  The next run with the same knowledge and lock wrappers loads
+it, takes the changed files' new facts, and redoes (the call sites of any other function whose
+summary must be redone are rebuilt from its file's cached facts, see _Sites):
 
 1. their functions' call sites (resolved as a whole build resolves them), and the callers table;
 2. the tree-wide tables of stored pointers and callbacks, then the contexts;
