@@ -23,6 +23,7 @@ Checkers never re-walk syntax: they read sites (calls with what is held there) a
 
 from __future__ import annotations
 
+import bisect
 import functools
 import itertools
 import os
@@ -495,6 +496,20 @@ def merge_links(prog: Program, files: list[Links]) -> None:
             prog.registered.setdefault(t, []).append(rg)
 
 
+def add_calls(prog: Program, i: int, sites: tuple[Site, ...]) -> list[int]:
+    """Function i's calls into the callers table (kept sorted) and the IRQs-off call table;
+    returns every function i may call."""
+    fwd: set[int] = set()
+    for si, site in enumerate(sites):
+        if site.callees:
+            for t in site.callees:
+                bisect.insort(prog.callers[t], (i, si))
+            fwd.update(site.callees)
+            if site.held and any(k == "irq" for _, k, _ in site.held):
+                prog.irq_calls.add((i, si))
+    return sorted(fwd)
+
+
 def build(facts: list[FileFacts], kb: KnowledgeBase) -> Program:
     prog = Program(kb)
     structs: dict[str, dict[str, str]] = {}
@@ -521,19 +536,11 @@ def build(facts: list[FileFacts], kb: KnowledgeBase) -> Program:
         if fn.file != memo_file:  # a file's functions are contiguous
             memo_file, memo = fn.file, {}
         out, active, at_held, nexts = link.sites(fn, memo)
-        fwd: set[int] = set()
-        for si, site in enumerate(out):
-            for t in site.callees:
-                prog.callers[t].append((i, si))
-            if site.callees:
-                fwd.update(site.callees)
-                if site.held and any(k == "irq" for _, k, _ in site.held):
-                    prog.irq_calls.add((i, si))
         prog.sites.append(out)
         prog.active.append(active)
         prog.held_sites.append(at_held)
         prog.succ.append(nexts)
-        prog.fwd.append(sorted(fwd))
+        prog.fwd.append(add_calls(prog, i, out))
     prog.structs = structs
     prog.keyed = frozenset(x for fn in funcs for c in fn.keyed if identified(c)
                            for x in _nested_classes(c, structs))

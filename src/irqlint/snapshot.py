@@ -24,7 +24,6 @@ and the caller builds the whole model, as it does for more than MAX_CHANGED chan
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 import heapq
 import os
@@ -49,6 +48,7 @@ from .program import (
     _Linker,
     _sccs,
     _Summariser,
+    add_calls,
     chooses_sleep,
     merge_links,
 )
@@ -281,15 +281,7 @@ def patch(snap: dict[str, Any], kb: KnowledgeBase, wrappers: Wrappers, cache: Ca
             for t in prog.fwd[i]:
                 callers[t] = [x for x in callers[t] if x[0] != i]
             prog.irq_calls -= {x for x in prog.irq_calls if x[0] == i}
-            fwd: set[int] = set()
-            for si, site in enumerate(out):
-                for t in site.callees:
-                    bisect.insort(callers[t], (i, si))
-                if site.callees:
-                    fwd.update(site.callees)
-                    if site.held and any(kind == "irq" for _, kind, _ in site.held):
-                        prog.irq_calls.add((i, si))
-            prog.fwd[i] = sorted(fwd)
+            prog.fwd[i] = add_calls(prog, i, out)
             prog.held_sites[i] = held
             if nexts != prog.succ[i]:
                 prog.succ[i] = nexts
