@@ -26,6 +26,14 @@ def default_dir() -> str:
     return os.path.join(base, "irqlint")
 
 
+def discard(path: str) -> None:
+    """Remove a cache file that is no use (corrupt, foreign, superseded), if it is there."""
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
 def content_hash(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
@@ -70,10 +78,7 @@ class Cache:
         self._write(self._file(key), (MAGIC, key, head), body)
 
     def _discard(self, key: str) -> None:
-        try:
-            os.unlink(self._file(key))
-        except OSError:
-            pass
+        discard(self._file(key))
 
     def _write(self, target: str, *objs: Any) -> None:
         self.write_all(target, objs)
@@ -90,10 +95,7 @@ class Cache:
                     del obj
             os.replace(tmp, target)
         except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+            discard(tmp)
             raise
 
     # -- whole-run results -------------------------------------------------------------------
@@ -112,10 +114,7 @@ class Cache:
         except FileNotFoundError:
             return None
         except Exception:
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
+            discard(path)
             return None
         os.utime(path)  # most recently used
         return value
@@ -128,10 +127,7 @@ class Cache:
         entries = sorted((os.path.getmtime(os.path.join(d, e)), e) for e in os.listdir(d)
                          if e.endswith(".pkl"))
         for _, e in entries[:-self.RESULTS_KEPT]:
-            try:
-                os.unlink(os.path.join(d, e))
-            except OSError:
-                pass
+            discard(os.path.join(d, e))
 
     # -- stat index ------------------------------------------------------------------------
     def load_index(self) -> dict[str, tuple[Any, ...]]:

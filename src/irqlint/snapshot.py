@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from . import __version__
-from .cache import Cache
+from .cache import Cache, discard
 from .extract import extract_file
 from .ir import Call, FileFacts, FileSummary, Function, LockEffect, LockOp, Sharing
 from .kb import KnowledgeBase
@@ -164,10 +164,7 @@ def load(cache: Cache, ckey: str) -> dict[str, Any] | None:
     except FileNotFoundError:
         return None
     except Exception:  # corrupt, cut short or foreign: a whole build replaces it
-        try:
-            os.unlink(path)
-        except OSError:
-            pass
+        discard(path)
         return None
     return value
 
