@@ -207,10 +207,12 @@ FAMILIES = frozenset({"keys", "sharing"})
 def extract_file(path: str, source: bytes, kb: KnowledgeBase, wrappers: Wrappers,
                  families: frozenset[str] = FAMILIES) -> FileFacts:
     t0 = time.perf_counter()
-    norm = normalize(source, kb)
     facts = FileFacts(path)
-    if path.endswith(".h") and b"{" not in norm.text:
-        return facts  # a header of #defines and prototypes: nothing to parse
+    if path.endswith(".h") and b"{" not in source:
+        # a header of #defines and prototypes (normalising never adds a brace): nothing to
+        # parse.  The register maps of some drivers are hundreds of these, megabytes each
+        return facts
+    norm = normalize(source, kb)
     tree = parse(norm.text)
     t1 = time.perf_counter()
     if tree.root_node.has_error and (b"#else" in norm.text or b"#elif" in norm.text):
