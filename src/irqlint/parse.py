@@ -42,6 +42,12 @@ def parse(text: bytes) -> Tree:
     return parser().parse(text)
 
 
+def _span(n: Node) -> tuple[int, int]:
+    return n.start_byte, n.end_byte
+
+
 def captures(name: str, node: Node) -> dict[str, list[Node]]:
-    return QueryCursor(query(name)).captures(node)
+    """Each capture's nodes in source order (the binding's own order differs from one
+    process to the next, and the facts, their cache entries included, must not)."""
+    return {k: sorted(v, key=_span) for k, v in QueryCursor(query(name)).captures(node).items()}
 
