@@ -13,6 +13,7 @@ import bisect
 import re
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from tree_sitter import Node
 
@@ -65,6 +66,38 @@ class FileContext:
     source: bytes = b""  # the file as read (section annotations the normalizer blanked)
     initcalls: frozenset[str] | None = None  # module_init(f) & co. (``sharing``), on demand
     families: frozenset[str] = frozenset()  # optional fact families to extract (FAMILIES)
+    # one scan of the file each, bucketed by function with bisect (a regex per body is slow)
+    gfp_at: list[int] = field(default_factory=list)  # offsets of "gfp" in any case
+    irqs_off_at: list[int] = field(default_factory=list)  # IRQs-off assertions
+    reads_at: list[tuple[int, str]] = field(default_factory=list)  # ->field / .field
+
+    def scan(self) -> None:
+        text = self.text
+        self.gfp_at = _find_all(text.lower(), b"gfp")
+        if any(w in text for w in self.kb.irqs_off_words):
+            self.irqs_off_at = [m.start() for m in self.kb.irqs_off_re.finditer(text)]
+        self.reads_at = [(m.start(), m.group(1).decode()) for m in _FIELD_READ.finditer(text)]
+
+
+def _find_all(text: bytes, word: bytes) -> list[int]:
+    out = []
+    i = text.find(word)
+    while i != -1:
+        out.append(i)
+        i = text.find(word, i + 1)
+    return out
+
+
+def within(offsets: list[int], start: int, end: int) -> bool:
+    """Whether a sorted offset list has one in [start, end)."""
+    i = bisect.bisect_left(offsets, start)
+    return i < len(offsets) and offsets[i] < end
+
+
+def _slice(pairs: list[tuple[int, Any]], start: int, end: int) -> list[Any]:
+    lo = bisect.bisect_left(pairs, (start,))
+    hi = bisect.bisect_left(pairs, (end,))
+    return [v for _, v in pairs[lo:hi]]
 
 
 def _text(n: Node) -> str:
@@ -182,6 +215,13 @@ class _Buckets:
 
 _SIMPLE_LVALUE = re.compile(r"^([A-Za-z_]\w*)((?:(?:->|\.)[A-Za-z_]\w*|\[[^\]]*\])+)$")
 _FIELD_READ = re.compile(rb"(?:->|\.)\s*([A-Za-z_]\w*)")
+_RETURN = re.compile(rb"\breturn\b\s*([^;]*);")
+_FOREVER = re.compile(rb"\bfor\s*\(\s*;\s*;\s*\)|\bwhile\s*\(\s*(?:1|true)\s*\)")
+
+
+def loops_forever(ctx: FileContext, body: Node) -> bool:
+    """`for (;;)` or `while (1)` in a body."""
+    return _FOREVER.search(ctx.text, body.start_byte, body.end_byte) is not None
 
 
 def _write_target(lhs: str, env: dict[str, str], ctx: FileContext) -> str:
@@ -224,6 +264,7 @@ def extract_file(path: str, source: bytes, kb: KnowledgeBase, wrappers: Wrappers
     t2 = time.perf_counter()
     ctx = FileContext(path, kb, wrappers, norm.text, norm, keep_args=_keep_args(kb, wrappers),
                       source=source, families=families)
+    ctx.scan()
     root = tree.root_node
     cap = captures("facts", root)
     _collect_globals(root, ctx)
@@ -403,7 +444,6 @@ def _callee_first(pending: list[_PendingFunction]) -> list[_PendingFunction]:
     return order
 
 
-_GFP = re.compile(rb"GFP_|gfp", re.IGNORECASE)
 
 
 def _finish_function(pf: _PendingFunction, ctx: FileContext, assigns: _Buckets) -> Function:
@@ -412,16 +452,19 @@ def _finish_function(pf: _PendingFunction, ctx: FileContext, assigns: _Buckets) 
     keep = ctx.keep_args
     calls: list[Call] = []
     regs: list[Registration] = []
-    text = ctx.text
     gfp_params = frozenset(p for p, t in pf.params if p and "gfp" in t)
     keyers = kb.names("lockdep_keys")
     keyed: set[str] = set()
+    # arguments are kept for known APIs, and wherever a gfp mask is passed on
+    gfp_here = bool(gfp_params) or within(ctx.gfp_at, body.start_byte, body.end_byte)
     for n, name in pf.names:
         sp = n.start_point
+        if name not in keep and not gfp_here:
+            calls.append(Call(name, "", sp[0] + 1, sp[1] + 1))
+            continue
         args = n.parent.child_by_field_name("arguments") if n.parent is not None else None
-        # arguments are kept for known APIs, and wherever a gfp mask is passed on
         if name in keep or (args is not None and (
-                _GFP.search(text, args.start_byte, args.end_byte) or (gfp_params and any(
+                within(ctx.gfp_at, args.start_byte, args.end_byte) or (gfp_params and any(
                     a.type == "identifier" and _text(a) in gfp_params
                     for a in args.named_children)))):
             argv = tuple(" ".join(_text(a).split()) for a in args.named_children
@@ -466,8 +509,7 @@ def _finish_function(pf: _PendingFunction, ctx: FileContext, assigns: _Buckets) 
             fid = lhs.child_by_field_name("field")
             fname = _text(fid) if fid is not None else ""
             fn_refs.append(FnRef(target if "::" in target else fname, _text(rhs), line))
-    reads = sorted({m.decode() for m in _FIELD_READ.findall(ctx.text, body.start_byte,
-                                                              body.end_byte)})
+    reads = sorted(set(_slice(ctx.reads_at, body.start_byte, body.end_byte)))
 
     share = "sharing" in ctx.families
     if share:
@@ -486,15 +528,11 @@ def _finish_function(pf: _PendingFunction, ctx: FileContext, assigns: _Buckets) 
         has_error=fn.has_error, calls=tuple(calls), lock_ops=tuple(lock_ops),
         field_writes=tuple(field_writes), field_reads=tuple(reads), fn_refs=tuple(fn_refs),
         registrations=tuple(regs), effect=effect, diagnostics=tuple(diags), error_hint=hint,
-        held=held, irqs_off=bool(ctx.kb.irqs_off_re.search(ctx.text, body.start_byte,
-                                                          body.end_byte)),
+        held=held, irqs_off=within(ctx.irqs_off_at, body.start_byte, body.end_byte),
         sharing=sharing.facts(pf, ctx, ctx.source) if share else Sharing(),
         keyed=tuple(sorted(keyed)),
         const_return=_const_return(ctx.text[body.start_byte:body.end_byte]),
     )
-
-
-_RETURN = re.compile(rb"\breturn\b\s*([^;]*);")
 
 
 def _const_return(body: bytes) -> str:

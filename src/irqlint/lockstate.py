@@ -1365,15 +1365,14 @@ def _held(states: Any) -> tuple[tuple[str, str, int], ...]:
     return tuple(sorted(out))
 
 
-_FOREVER = re.compile(r"\bfor\s*\(\s*;\s*;\s*\)|\bwhile\s*\(\s*(?:1|true)\s*\)")
-
-
 def _may_not_return(pf: _PendingFunction, ctx: FileContext) -> bool:
     """Worth building a graph to see if the function never returns: it calls a noreturn
     function or loops forever."""
+    from .extract import loops_forever
+
     dead = ctx.kb.names("noreturn")
-    return any(name in dead or ctx.noreturn.get(name) for name in pf.callees) or bool(
-        _FOREVER.search(_text(pf.body)))
+    return any(name in dead or ctx.noreturn.get(name) for name in pf.callees) or loops_forever(
+        ctx, pf.body)
 
 
 def _note_return(ctx: FileContext, pf: _PendingFunction, cfg: Cfg) -> None:
@@ -1381,6 +1380,17 @@ def _note_return(ctx: FileContext, pf: _PendingFunction, cfg: Cfg) -> None:
     it, #ifdef twins included) like a call to panic()."""
     never = cfg.npred[0] == 0
     ctx.noreturn[pf.name] = ctx.noreturn.get(pf.name, True) and never
+
+
+def _call_parts(pf: _PendingFunction) -> dict[tuple[int, int], tuple[Node, Node]]:
+    """(start, end) of each call of the body -> its function and argument-list nodes."""
+    out: dict[tuple[int, int], tuple[Node, Node]] = {}
+    for fnode in [n for n, _ in pf.names] + list(pf.vias):
+        call = fnode.parent
+        args = call.child_by_field_name("arguments") if call is not None else None
+        if call is not None and args is not None:
+            out[(call.start_byte, call.end_byte)] = (fnode, args)
+    return out
 
 
 def analyse(pf: _PendingFunction, ctx: FileContext
@@ -1392,18 +1402,12 @@ def analyse(pf: _PendingFunction, ctx: FileContext
     relevant = any(v.type == "call_expression" for v in pf.vias) or any(
         name in kb.lock_apis or name in ctx.wrappers.defs or _has_effect(ctx, name)
         for name in pf.callees)
-    call_parts: dict[tuple[int, int], tuple[Node, Node]] = {}
-    for fnode in [n for n, _ in pf.names] + list(pf.vias):
-        call = fnode.parent
-        args = call.child_by_field_name("arguments") if call is not None else None
-        if call is not None and args is not None:
-            call_parts[(call.start_byte, call.end_byte)] = (fnode, args)
     if not relevant and not any(pf.body.start_byte <= off < pf.body.end_byte
                                 for off in ctx.norm.guard_loops):
         if not pf.node.has_error and _may_not_return(pf, ctx):
-            _note_return(ctx, pf, _Builder(pf, ctx, call_parts).build())
+            _note_return(ctx, pf, _Builder(pf, ctx, _call_parts(pf)).build())
         return [], [], LockEffect(), ()
-    b = _Builder(pf, ctx, call_parts)
+    b = _Builder(pf, ctx, _call_parts(pf))
     cfg = b.build()
     _note_return(ctx, pf, cfg)
     run = _Run(cfg, pf, ctx.path)

@@ -133,6 +133,10 @@ class KnowledgeBase:
     def irqs_off_re(self) -> re.Pattern[bytes]:
         return re.compile(self.section("contexts")["irqs_off_assertions"].encode())
 
+    @cached_property
+    def irqs_off_words(self) -> tuple[bytes, ...]:
+        return tuple(w.encode() for w in self.section("contexts")["irqs_off_words"])
+
     def section(self, topic: str) -> dict[str, Any]:
         """This profile's part of a per-profile topic (sleep, waits, contexts)."""
         return self.data[topic][self.profile]  # type: ignore[no-any-return]
