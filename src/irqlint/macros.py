@@ -17,6 +17,7 @@ from .ir import MacroDef
 
 _DEFINE = re.compile(rb"^[ \t]*#[ \t]*define[ \t]+([A-Za-z_]\w*)\(([^)]*)\)[ \t]*(.*)$",
                      re.MULTILINE)
+_DEFINE_HINT = re.compile(rb"define[ \t]+[A-Za-z_]\w*\(")
 _LOCKISH = re.compile(rb"lock|irq|preempt|rcu|_bh\b|\bdown|\bup_|guard")
 _CALL = re.compile(r"\b([A-Za-z_]\w*)\s*\(")
 _BRANCHY = re.compile(r"\b(?:if|else|switch|for|while|goto|return)\b|\?")
@@ -28,7 +29,16 @@ def collect_macros(path: str, text: bytes) -> list[MacroDef]:
     out: list[MacroDef] = []
     if b"define" not in text:
         return out
-    for m in _DEFINE.finditer(text):
+    last = -1
+    for hit in _DEFINE_HINT.finditer(text):
+        # the literal scan is quick; the whole line is matched only where it may be one
+        ls = text.rfind(b"\n", 0, hit.start()) + 1
+        if ls == last:
+            continue
+        last = ls
+        m = _DEFINE.match(text, ls)
+        if m is None:
+            continue
         body = m.group(3)
         end = m.end()
         while body.endswith(b"\\"):
