@@ -70,6 +70,7 @@ class FileContext:
     gfp_at: list[int] = field(default_factory=list)  # offsets of "gfp" in any case
     irqs_off_at: list[int] = field(default_factory=list)  # IRQs-off assertions
     reads_at: list[tuple[int, str]] = field(default_factory=list)  # ->field / .field
+    forever_at: list[int] | None = None  # `for (;;)`, `while (1)`: on demand
 
     def scan(self) -> None:
         text = self.text
@@ -216,12 +217,21 @@ class _Buckets:
 _SIMPLE_LVALUE = re.compile(r"^([A-Za-z_]\w*)((?:(?:->|\.)[A-Za-z_]\w*|\[[^\]]*\])+)$")
 _FIELD_READ = re.compile(rb"(?:->|\.)\s*([A-Za-z_]\w*)")
 _RETURN = re.compile(rb"\breturn\b\s*([^;]*);")
-_FOREVER = re.compile(rb"\bfor\s*\(\s*;\s*;\s*\)|\bwhile\s*\(\s*(?:1|true)\s*\)")
+# `(;;)`, `(1)`, `(true)`: a literal the engine scans for quickly; the keyword before is
+# checked on the few hits
+_FOREVER_COND = re.compile(rb"\(\s*(?:(;)\s*;|1|true)\s*\)")
+_KEYWORD_BEFORE = re.compile(rb"(?<![\w.>])(for|while)\s*$")
 
 
 def loops_forever(ctx: FileContext, body: Node) -> bool:
     """`for (;;)` or `while (1)` in a body."""
-    return _FOREVER.search(ctx.text, body.start_byte, body.end_byte) is not None
+    if ctx.forever_at is None:
+        ctx.forever_at = []
+        for m in _FOREVER_COND.finditer(ctx.text):
+            kw = _KEYWORD_BEFORE.search(ctx.text, max(0, m.start() - 32), m.start())
+            if kw is not None and (kw.group(1) == b"for") == (m.group(1) is not None):
+                ctx.forever_at.append(m.start())
+    return within(ctx.forever_at, body.start_byte, body.end_byte)
 
 
 def _write_target(lhs: str, env: dict[str, str], ctx: FileContext) -> str:
