@@ -496,14 +496,20 @@ def merge_links(prog: Program, files: list[Links]) -> None:
             prog.registered.setdefault(t, []).append(rg)
 
 
-def add_calls(prog: Program, i: int, sites: tuple[Site, ...]) -> list[int]:
+def add_calls(prog: Program, i: int, sites: tuple[Site, ...], in_order: bool = False
+              ) -> list[int]:
     """Function i's calls into the callers table (kept sorted) and the IRQs-off call table;
-    returns every function i may call."""
+    returns every function i may call.  `in_order`: no function after i was added yet (the
+    whole build), so appending keeps the table sorted."""
     fwd: set[int] = set()
+    callers = prog.callers
     for si, site in enumerate(sites):
         if site.callees:
             for t in site.callees:
-                bisect.insort(prog.callers[t], (i, si))
+                if in_order:
+                    callers[t].append((i, si))
+                else:
+                    bisect.insort(callers[t], (i, si))
             fwd.update(site.callees)
             if site.held and any(k == "irq" for _, k, _ in site.held):
                 prog.irq_calls.add((i, si))
@@ -540,7 +546,7 @@ def build(facts: list[FileFacts], kb: KnowledgeBase) -> Program:
         prog.active.append(active)
         prog.held_sites.append(at_held)
         prog.succ.append(nexts)
-        prog.fwd.append(add_calls(prog, i, out))
+        prog.fwd.append(add_calls(prog, i, out, in_order=True))
     prog.structs = structs
     prog.keyed = frozenset(x for fn in funcs for c in fn.keyed if identified(c)
                            for x in _nested_classes(c, structs))
