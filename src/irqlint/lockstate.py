@@ -218,12 +218,16 @@ class _Builder:
         return op
 
     def unalias(self, expr: str) -> str:
-        if not self.alias:
+        return self.unalias_with(self.alias, expr)
+
+    @staticmethod
+    def unalias_with(alias: dict[str, tuple[str, bool]], expr: str) -> str:
+        if not alias:
             return expr
         m = _HEAD.match(expr)
-        if m is None or m.group(1) not in self.alias:
+        if m is None or m.group(1) not in alias:
             return expr
-        value, is_addr = self.alias[m.group(1)]
+        value, is_addr = alias[m.group(1)]
         if not m.group(2):
             return value
         return expr if is_addr else normalise(value + m.group(2))
@@ -1393,6 +1397,46 @@ def _call_parts(pf: _PendingFunction) -> dict[tuple[int, int], tuple[Node, Node]
     return out
 
 
+def _only_forgets(pf: _PendingFunction, ctx: FileContext) -> LockEffect | None:
+    """The effect of a function whose only lock relevance is same-file callees that leave
+    some of its arguments' locks unknown (no lock call of its own, no wrapper, no guard):
+    every path that returns makes those locks unknown to its callers too, so no graph is
+    needed.  None when the shortcut does not apply (it may never return)."""
+    kb = ctx.kb
+    if any(v.type == "call_expression" for v in pf.vias) or _may_not_return(pf, ctx):
+        return None
+    lost_by: dict[str, tuple[tuple[str, ...], LockEffect]] = {}
+    for name in pf.callees:
+        if name in kb.lock_apis or name in ctx.wrappers.defs:
+            return None
+        summ = ctx.summaries.get(name)
+        if summ is not None and name != pf.name and (
+                summ[1].acquires or summ[1].releases or summ[1].unknown):
+            if summ[1].acquires or summ[1].releases:
+                return None
+            lost_by[name] = summ
+    ctx.noreturn[pf.name] = False
+    alias = _aliases(pf)
+    unalias = _Builder.unalias_with
+    params = {p for p, _ in pf.params if p}
+    lost: set[str] = set()
+    for fnode, name in pf.names:
+        summ = lost_by.get(name)
+        call = fnode.parent
+        args = call.child_by_field_name("arguments") if call is not None else None
+        if summ is None or args is None:
+            continue
+        argv = [_text(a) for a in args.named_children if a.type != "comment"]
+        subst = dict(zip(summ[0], argv, strict=False))
+        lost.update(unalias(alias, _substitute(e, subst)) for e in summ[1].unknown)
+
+    def over_params(expr: str) -> bool:
+        root = _root(expr)
+        return bool(root) and (root in params or root not in pf.env)
+
+    return LockEffect((), (), tuple(sorted(e for e in lost if over_params(e))))
+
+
 def analyse(pf: _PendingFunction, ctx: FileContext
             ) -> tuple[list[LockOp], list[Diagnostic], LockEffect, Held]:
     """Lock ops, lock-imbalance diagnostics, net effect of one function, and the locks held
@@ -1402,11 +1446,15 @@ def analyse(pf: _PendingFunction, ctx: FileContext
     relevant = any(v.type == "call_expression" for v in pf.vias) or any(
         name in kb.lock_apis or name in ctx.wrappers.defs or _has_effect(ctx, name)
         for name in pf.callees)
-    if not relevant and not any(pf.body.start_byte <= off < pf.body.end_byte
-                                for off in ctx.norm.guard_loops):
+    guarded = any(pf.body.start_byte <= off < pf.body.end_byte for off in ctx.norm.guard_loops)
+    if not relevant and not guarded:
         if not pf.node.has_error and _may_not_return(pf, ctx):
             _note_return(ctx, pf, _Builder(pf, ctx, _call_parts(pf)).build())
         return [], [], LockEffect(), ()
+    if not guarded and not pf.shared_writes and not pf.node.has_error:
+        quick = _only_forgets(pf, ctx)
+        if quick is not None:
+            return [], [], quick, ()
     b = _Builder(pf, ctx, _call_parts(pf))
     cfg = b.build()
     _note_return(ctx, pf, cfg)
