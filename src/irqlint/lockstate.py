@@ -658,6 +658,7 @@ def _aliases(pf: _PendingFunction) -> dict[str, tuple[str, bool]]:
     raw = pf.body.text or b""
     body = raw.decode("utf-8", "replace")
     out: dict[str, tuple[str, bool]] = {}
+    writes: dict[str, list[int]] | None = None
     for d in pf.decls:
         for dd in d.children_by_field_name("declarator"):
             if dd.type != "init_declarator":
@@ -673,8 +674,11 @@ def _aliases(pf: _PendingFunction) -> dict[str, tuple[str, bool]]:
             if root is None or root.group(1) not in params or root.group(1) == name:
                 continue
             # the path is read where declared: the root may be re-pointed later, not before
-            before = raw[:dd.start_byte - pf.body.start_byte].decode("utf-8", "replace")
-            if _writes(body, name) != 1 or _writes(before, root.group(1)) != 0:
+            if writes is None:
+                writes = _all_writes(body)
+            before = len(raw[:dd.start_byte - pf.body.start_byte].decode("utf-8", "replace"))
+            if sum(1 for _ in writes.get(name, ())) != 1 or any(
+                    end <= before for end in writes.get(root.group(1), ())):
                 continue
             out[name] = (normalise(v), v.startswith("&"))
     return out
@@ -686,9 +690,18 @@ def _write_re(name: str) -> re.Pattern[str]:
                       rf"|{name}\s*(?:[-+*/|&^]?=(?!=)|\+\+|--)|(?:\+\+|--)\s*{name}\b)")
 
 
-def _writes(body: str, name: str) -> int:
-    """How often a variable is assigned (or has its address taken) in a body."""
-    return len(_write_re(name).findall(body))
+_ANY_WRITE = re.compile(r"(?<![\w.>])(?:&\s*([A-Za-z_]\w*)\b(?!\s*(?:->|\.|\[))"
+                        r"|([A-Za-z_]\w*)\s*(?:[-+*/|&^]?=(?!=)|\+\+|--)"
+                        r"|(?:\+\+|--)\s*([A-Za-z_]\w*)\b)")
+
+
+def _all_writes(body: str) -> dict[str, list[int]]:
+    """Each variable assigned (or whose address is taken) in a body -> where each such
+    write ends: one scan for every name (``_write_re`` is one name's)."""
+    out: dict[str, list[int]] = {}
+    for m in _ANY_WRITE.finditer(body):
+        out.setdefault(m.group(1) or m.group(2) or m.group(3), []).append(m.end())
+    return out
 
 
 def _substitute(expr: str, subst: dict[str, str]) -> str:
