@@ -77,7 +77,9 @@ class FileContext:
         self.gfp_at = _find_all(text.lower(), b"gfp")
         if any(w in text for w in self.kb.irqs_off_words):
             self.irqs_off_at = [m.start() for m in self.kb.irqs_off_re.finditer(text)]
-        self.reads_at = [(m.start(), m.group(1).decode()) for m in _FIELD_READ.finditer(text)]
+        if "sharing" in self.families:
+            self.reads_at = [(m.start(), m.group(1).decode())
+                             for m in _FIELD_READ.finditer(text)]
 
 
 def _find_all(text: bytes, word: bytes) -> list[int]:
@@ -250,7 +252,8 @@ def _write_target(lhs: str, env: dict[str, str], ctx: FileContext) -> str:
 
 # Facts only some default-off rules read, extracted when one of them is enabled (a rule names
 # them in its registry entry; the cache key carries the set): "keys", the key events of
-# unpublish-after-free; "sharing", the write locksets of inconsistent-locking.
+# unpublish-after-free; "sharing", the write locksets of inconsistent-locking, with every
+# function's field writes and reads.
 FAMILIES = frozenset({"keys", "sharing"})
 
 
@@ -503,25 +506,31 @@ def _finish_function(pf: _PendingFunction, ctx: FileContext, assigns: _Buckets) 
     field_writes: list[FieldWrite] = []
     fn_refs: list[FnRef] = []
     written: list[Node] = []
+    share = "sharing" in ctx.families
     for lhs in assigns.within(body.start_byte, body.end_byte):
         t = lhs.type
         if t == "identifier":
-            if _text(lhs) not in ctx.globals_ or _text(lhs) in pf.env:
+            if not share or _text(lhs) not in ctx.globals_ or _text(lhs) in pf.env:
                 continue
         elif t not in ("field_expression", "subscript_expression"):
             continue
-        written.append(lhs)
+        rhs = lhs.parent.child_by_field_name("right") if lhs.parent is not None else None
+        stored = rhs if t == "field_expression" and rhs is not None \
+            and rhs.type == "identifier" else None  # `x->fn = handler`
+        if not share and stored is None:
+            continue
         target = _write_target(_text(lhs), pf.env, ctx)
         line = lhs.start_point[0] + 1
-        field_writes.append(FieldWrite(target, line))
-        rhs = lhs.parent.child_by_field_name("right") if lhs.parent is not None else None
-        if t == "field_expression" and rhs is not None and rhs.type == "identifier":
+        if share:
+            written.append(lhs)
+            field_writes.append(FieldWrite(target, line))
+        if stored is not None:
             fid = lhs.child_by_field_name("field")
             fname = _text(fid) if fid is not None else ""
-            fn_refs.append(FnRef(target if "::" in target else fname, _text(rhs), line))
-    reads = sorted(set(_slice(ctx.reads_at, body.start_byte, body.end_byte)))
+            fn_refs.append(FnRef(target if "::" in target else fname, _text(stored), line))
+    # the fields read, only for the rules that read them
+    reads = sorted(set(_slice(ctx.reads_at, body.start_byte, body.end_byte))) if share else []
 
-    share = "sharing" in ctx.families
     if share:
         sharing.shared_writes(pf, ctx, written, pf.decls)
     lock_ops, diags, effect, held = lockstate.analyse(pf, ctx)

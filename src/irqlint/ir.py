@@ -136,8 +136,8 @@ class Function(NamedTuple):
     has_error: bool
     calls: tuple[Call, ...]
     lock_ops: tuple[LockOp, ...]
-    field_writes: tuple[FieldWrite, ...]
-    field_reads: tuple[str, ...]  # distinct field names read
+    field_writes: tuple[FieldWrite, ...]  # with the "sharing" fact family only
+    field_reads: tuple[str, ...]  # distinct field names read (also "sharing" only)
     fn_refs: tuple[FnRef, ...]
     registrations: tuple[Registration, ...]
     effect: LockEffect
