@@ -14,6 +14,7 @@ into a number-like word.
 from __future__ import annotations
 
 import bisect
+import heapq
 import itertools
 import re
 from collections.abc import Iterator
@@ -36,8 +37,93 @@ class Normalized:
     loops: dict[int, str] = field(default_factory=dict)
 
 
+class _LineStartRe:
+    """A pattern matched at line starts only, as `^` under re.M would, but found fast: `^`
+    has the engine try every offset, so the pattern is searched as a newline followed by
+    the pattern (a literal the engine scans for), and tried on its own at offset 0.  A match
+    must not be empty nor end with a newline (the next line's start would be passed over)."""
+
+    def __init__(self, pattern: bytes, flags: int = 0) -> None:
+        self.first = re.compile(pattern, flags)
+        self.rest = re.compile(rb"\n(?:" + pattern + rb")", flags)
+
+    def finditer(self, text: bytes, pos: int = 0) -> Iterator[tuple[int, re.Match[bytes]]]:
+        """(line start, match) of each match from pos on, as found by finditer of the pattern
+        behind `^` under re.M; the groups are the pattern's, its m.start() is not the line's."""
+        if pos == 0:
+            m = self.first.match(text)
+            if m is not None:
+                yield 0, m
+                pos = m.end()
+        elif text[pos - 1] == 10:  # pos starts a line: search from its newline
+            pos -= 1
+        for m in self.rest.finditer(text, pos):
+            yield m.start() + 1, m
+
+
+_ASCII_WORD = frozenset(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz")
+
+
+def _top_level_bar(pattern: bytes) -> bool:
+    """Whether pattern has a `|` outside parentheses (said of any pattern with a verbose
+    group, whose comments are not read here)."""
+    if re.search(rb"\(\?[a-zA-Z-]*x", pattern):
+        return True
+    depth = 0
+    in_class = False
+    i = 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == 92:  # a backslash escapes the next character
+            i += 1
+        elif in_class:
+            in_class = c != 93  # ]
+        elif c == 91:  # [: a leading ] (after an optional ^) is a member
+            in_class = True
+            i += 1 if pattern[i + 1 : i + 2] == b"^" else 0
+            i += 1 if pattern[i + 1 : i + 2] == b"]" else 0
+        elif c == 40:
+            depth += 1
+        elif c == 41:
+            depth -= 1
+        elif c == 124 and depth == 0:
+            return True
+        i += 1
+    return False
+
+
+class _WordStartRe:
+    """A pattern beginning with `\b`, found fast: the engine tries a pattern that begins with
+    `\b` at every offset, while the rest of it alone is searched for by its first characters;
+    the word boundary is checked here.  finditer() gives what the whole pattern's finditer
+    would."""
+
+    def __init__(self, pattern: bytes) -> None:
+        self.whole = re.compile(pattern)
+        self.rest: re.Pattern[bytes] | None = None
+        if pattern.startswith(rb"\b") and not _top_level_bar(pattern):
+            self.rest = re.compile(pattern[2:])
+
+    def finditer(self, text: bytes) -> list[re.Match[bytes]]:
+        if self.rest is None:
+            return list(self.whole.finditer(text))
+        out = []
+        pos = 0
+        n = len(text)
+        while (m := self.rest.search(text, pos)) is not None:
+            p = m.start()
+            if m.end() == p:  # an empty match: re's rules for those apply
+                return list(self.whole.finditer(text))
+            if (p > 0 and text[p - 1] in _ASCII_WORD) != (p < n and text[p] in _ASCII_WORD):
+                out.append(m)
+                pos = m.end()
+            else:
+                pos = p + 1
+        return out
+
+
 _IF0 = re.compile(rb"#[ \t]*if[ \t]+0\b")
-_PP_LINE = re.compile(rb"^[ \t]*#[ \t]*(if|ifdef|ifndef|elif|else|endif)\b", re.M)
+_PP_LINE = _LineStartRe(rb"[ \t]*#[ \t]*(if|ifdef|ifndef|elif|else|endif)\b")
 
 
 _TO_SPACE = bytes(c if c in (10, 13) else 32 for c in range(256))
@@ -128,17 +214,17 @@ def _group_directives(text: bytes, pos: int) -> Iterator[tuple[bytes, int]]:
     """(keyword, start) of the #elif/#else/#endif of the group open just before `pos`, up to
     and including its #endif; nested groups are skipped."""
     depth = 1
-    for d in _PP_LINE.finditer(text, pos):
+    for start, d in _PP_LINE.finditer(text, pos):
         kw = d.group(1)
         if kw in (b"if", b"ifdef", b"ifndef"):
             depth += 1
         elif kw == b"endif":
             depth -= 1
             if depth == 0:
-                yield kw, d.start()
+                yield kw, start
                 return
         elif depth == 1:
-            yield kw, d.start()
+            yield kw, start
 
 
 def _matching_endif(text: bytes, pos: int) -> int:
@@ -170,9 +256,9 @@ def blank_alternatives(text: bytes) -> bytes:
     """
     buf = bytearray(text)
     stack: list[bool] = []  # per open group: are we inside a non-first branch?
-    for d in _PP_LINE.finditer(text):
+    for start, d in _PP_LINE.finditer(text):
         kw = d.group(1)
-        end = _line_end(text, d.start())
+        end = _line_end(text, start)
         if kw in (b"if", b"ifdef", b"ifndef"):
             stack.append(False)
         elif kw in (b"elif", b"else"):
@@ -181,27 +267,27 @@ def blank_alternatives(text: bytes) -> bytes:
         elif kw == b"endif":
             if stack:
                 stack.pop()
-            _blank(buf, d.start(), end)
+            _blank(buf, start, end)
             continue
         if kw in (b"if", b"ifdef", b"ifndef"):
-            _blank(buf, d.start(), end)
+            _blank(buf, start, end)
         if kw in (b"elif", b"else"):
             # blank from this directive up to the next directive at the same depth
             depth = 0
             stop = len(text)
-            for d2 in _PP_LINE.finditer(text, end):
+            for start2, d2 in _PP_LINE.finditer(text, end):
                 k2 = d2.group(1)
                 if k2 in (b"if", b"ifdef", b"ifndef"):
                     depth += 1
                 elif k2 == b"endif":
                     if depth == 0:
-                        stop = d2.start()
+                        stop = start2
                         break
                     depth -= 1
                 elif depth == 0:
-                    stop = d2.start()
+                    stop = start2
                     break
-            _blank(buf, d.start(), stop)
+            _blank(buf, start, stop)
     return bytes(buf)
 
 
@@ -296,14 +382,14 @@ def blank_split_conditionals(buf: bytearray, text: bytes) -> None:
         return j < len(closes) and closes[j] > pos
 
     stack: list[list[tuple[int, int]]] = []  # per open group: (start, line end) of directives
-    for d in _PP_LINE.finditer(text):
+    for start, d in _PP_LINE.finditer(text):
         kw = d.group(1)
         if kw in (b"if", b"ifdef", b"ifndef"):
-            stack.append([(d.start(), _line_end(text, d.start()))])
+            stack.append([(start, _line_end(text, start))])
             continue
         if not stack:
             continue
-        stack[-1].append((d.start(), _line_end(text, d.start())))
+        stack[-1].append((start, _line_end(text, start)))
         if kw != b"endif":
             continue
         group = stack.pop()
@@ -327,25 +413,33 @@ def blank_split_conditionals(buf: bytearray, text: bytes) -> None:
 
 
 # Every annotation we blank starts with "__" or is one of a few plain words; one scan over
-# such identifiers, then a set lookup, is much cheaper than a 150-way alternation.
-_LOOP_HINT = re.compile(rb"for_each|foreach|FOR_EACH|FOREACH|_walk|for_all_|for_other_|iterate_"
-                        rb"|scoped_guard|scoped_cond_guard|while_each|do_each")
+# such identifiers, then a set lookup, is much cheaper than a 150-way alternation.  The scan
+# is fast when it starts with a literal the engine can look for: "__" is one, but a plain
+# word's first letter is everywhere (`n` of notrace, `o` of offsetof), so only the plain
+# words a file holds join it.
+# Each word holding one of these is tried with loop_macro_pattern (only those a file holds
+# are searched for, for the same reason).
+_LOOP_HINTS = (b"for_each", b"foreach", b"FOR_EACH", b"FOREACH", b"_walk", b"for_all_",
+               b"for_other_", b"iterate_", b"scoped_guard", b"scoped_cond_guard", b"while_each",
+               b"do_each")
 _DEFINE_LINE = re.compile(rb"#[ \t]*define\b")
 
 
 @lru_cache(maxsize=4)
 def _patterns(kb: KnowledgeBase) -> tuple[frozenset[bytes], frozenset[bytes], re.Pattern[bytes],
-                                          re.Pattern[bytes]]:
+                                          tuple[bytes, ...]]:
     norm = kb.normalize
     words = frozenset(w.encode() for w in norm["blank_words"])
     calls = frozenset(c.encode() for c in norm["blank_calls"])
     loop_re = re.compile(norm["loop_macro_pattern"].encode())
-    plain = sorted(w for w in words | calls | _replace_words(kb).keys()
-                   if not w.startswith(b"__"))
-    # "__" is a literal prefix the regex engine scans for quickly; the few plain words get
-    # their own alternation.  Word boundaries are checked by the caller.
-    annot = re.compile(rb"__\w+" + b"".join(b"|" + re.escape(w) + rb"\b" for w in plain))
-    return words, calls, loop_re, annot
+    plain = tuple(sorted(w for w in words | calls | _replace_words(kb).keys()
+                         if not w.startswith(b"__")))
+    return words, calls, loop_re, plain
+
+
+@lru_cache(maxsize=64)
+def _alternation(alternatives: tuple[bytes, ...]) -> re.Pattern[bytes]:
+    return re.compile(b"|".join(alternatives))
 
 
 @lru_cache(maxsize=4)
@@ -376,19 +470,68 @@ def _type_first_re(names: tuple[str, ...]) -> re.Pattern[bytes] | None:
         return None
     alt = b"|".join(re.escape(n.encode()) for n in names)
     return re.compile(rb"\b(?:" + alt + rb")\s*\(\s*(struct|union|enum)\b")
+
+
+# `(struct`, `( union`: where a type_arg_call's type argument can begin
+_PAREN_TYPE = re.compile(rb"\(\s*(?:struct|union|enum)\b")
+_SPACE = frozenset(b" \t\n\r\f\v")
+
+
+def _type_first_matches(text: bytes, names: tuple[str, ...]) -> Iterator[re.Match[bytes]]:
+    """The matches of _type_first_re(names) in text (`offsetof(struct foo, m)`), as its
+    finditer gives them.  A name's first letter is everywhere, `(struct` is not: each `(struct`
+    is found first, and the pattern tried at the word before it (for names that are words;
+    any other name is searched for the slow way)."""
+    rx = _type_first_re(names)
+    if rx is None:
+        return
+    if not all(n and _ASCII_WORD.issuperset(n.encode()) for n in names):
+        yield from rx.finditer(text)
+        return
+    end = 0  # of the last match: matches do not overlap
+    for paren in _PAREN_TYPE.finditer(text):
+        k = paren.start()
+        while k > 0 and text[k - 1] in _SPACE:
+            k -= 1
+        start = k
+        while start > 0 and text[start - 1] in _ASCII_WORD:
+            start -= 1
+        if start == k or start < end:
+            continue
+        m = rx.match(text, start)
+        if m is not None:
+            yield m
+            end = m.end()
 # `, struct foo *)` or `, struct foo,`: a type passed to a macro (container_of, list_entry...)
 _TYPE_ARG = re.compile(rb",(\s*)(struct|union|enum)(?=\s+\w+[\s*]*[,)])")
+
+
+def _args_re(rest: bytes) -> tuple[re.Pattern[bytes], re.Pattern[bytes]]:
+    """`[(,]` + rest, a pattern for a macro argument, as one pattern per character: the
+    engine scans for one literal much faster than for one of a set of characters."""
+    return re.compile(rb"\(" + rest), re.compile(rb"," + rest)
+
+
+def _arg_matches(rxs: tuple[re.Pattern[bytes], re.Pattern[bytes]],
+                 text: bytes) -> Iterator[re.Match[bytes]]:
+    """The matches of `[(,]` + rest in order, as its finditer would give them, for a pattern
+    whose matches hold no `(` or `,` past their first character (none can hide another's
+    start)."""
+    return heapq.merge(*(rx.finditer(text) for rx in rxs), key=re.Match.start)
 
 
 # A type written as a macro argument that the grammar cannot take as an expression:
 # `min_t(unsigned int, a, b)`, `va_arg(ap, char *)`, `alloc_percpu(      foo *)` (after the
 # struct keyword was blanked).  Two or more C type keywords, or words followed by stars.
+# Tried at every `(` and `,`, so it fails fast: the blanks before the argument are taken
+# at once (it starts with a letter, after all of them), a first word followed by neither a
+# blank nor a star (`(dev,`) is no type, and no word is given back.
 _TYPE_KW = rb"(?:unsigned|signed|int|long|short|char|const|volatile|float|double|void)"
-_TYPE_WORDS = re.compile(
-    rb"[(,][ \t]*\n?[ \t]*(?P<t>(?:" + _TYPE_KW + rb"[ \t]+)+" + _TYPE_KW
+_TYPE_WORDS = _args_re(
+    rb"(?>[ \t]*\n?[ \t]*)(?=[A-Za-z_]\w*+[ \t*])(?P<t>(?:" + _TYPE_KW + rb"[ \t]+)+" + _TYPE_KW
     + rb"\b[ \t]*(?:\*[ \t]*)*"
     rb"|(?:struct|union|enum)[ \t]+\w+[ \t*]*"
-    rb"|(?:[A-Za-z_]\w*[ \t]+)*[A-Za-z_]\w*[ \t]*\*[ \t*]*)(?=\n?[ \t]*[,)])")
+    rb"|(?:[A-Za-z_]\w*+[ \t]++)*[A-Za-z_]\w*+[ \t]*+\*[ \t*]*)(?=\n?[ \t]*[,)])")
 _NOT_CALLEES = frozenset((b"return", b"sizeof", b"if", b"while", b"switch", b"for", b"case",
                           b"do", b"else", b"defined", b"_Alignof", b"alignof", b"__alignof__"))
 _WORD_TAIL = re.compile(rb"(\w+)[ \t]*$")
@@ -401,7 +544,7 @@ _OPERATOR_ARG = re.compile(rb",[ \t]*(==|!=|<=|>=|<|>)[ \t]*,")
 def rewrite_type_args(buf: bytearray, text: bytes) -> None:
     """Turn a type written as a macro argument into one identifier of the same length:
     `unsigned int` -> `unsigned_int`, `char *` -> `char  `."""
-    for m in _TYPE_WORDS.finditer(text):
+    for m in _arg_matches(_TYPE_WORDS, text):
         if text[m.start()] == 40:  # `(`: only a call's first argument, not a cast
             w = _WORD_TAIL.search(text, max(0, m.start() - 64), m.start())
             if w is None or w.group(1) in _NOT_CALLEES:
@@ -477,7 +620,6 @@ def rewrite_headers(buf: bytearray, text: bytes, kb: KnowledgeBase) -> None:
 # A word or a call right before a string literal, or right after one: a macro pasted onto
 # the literal (`printk(KERN_ERR DRV_NAME ": x")`, `"%" PRIu64 "\n"`, `"v" __stringify(X)`).
 _WORD_OR_CLOSE = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_)")
-_WORD_OR_DOT = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.")
 _AFTER_STRING = re.compile(rb"\"[ \t]*(?:\r?\n[ \t]*)?([A-Za-z_]\w*)")
 _STRING_PREFIXES = frozenset((b"L", b"u", b"U", b"u8"))
 _STRING_NEIGHBOURS = frozenset((b"return", b"case", b"sizeof", b"extern", b"else", b"do",
@@ -514,23 +656,22 @@ def _preprocessor_line(text: bytes, pos: int) -> bool:
 
 
 # Comments, string and character literals, in one left-to-right scan (a backslash-newline
-# inside a literal is an escape like any other).
-_LITERAL = re.compile(rb"/\*.*?(?:\*/|\Z)|//[^\n]*|\"(?:\\.|[^\"\\\n])*\"?|'(?:\\.|[^'\\\n])*'?",
-                      re.S)
+# inside a literal is an escape like any other).  A comment runs to the first `*/` or to the
+# end of the text; a literal's characters are taken a run at a time, escapes between runs.
+_LITERAL = re.compile(rb"/\*(?:.*?\*/|.*)|//[^\n]*"
+                      rb"|\"[^\"\\\n]*+(?:\\.[^\"\\\n]*+)*+\"?"
+                      rb"|'[^'\\\n]*+(?:\\.[^'\\\n]*+)*+'?", re.S)
+_LITERAL_KIND = {34: _STRING, 39: _CHAR}  # by first character; anything else is a comment
 
 
 class _Literals:
     """Where the comments and literals of a text are; `state(pos)` classifies a position."""
 
     def __init__(self, text: bytes) -> None:
-        self.starts: list[int] = []
-        self.ends: list[int] = []
-        self.kinds: list[int] = []
-        for m in _LITERAL.finditer(text):
-            self.starts.append(m.start())
-            self.ends.append(m.end())
-            c = text[m.start()]
-            self.kinds.append(_STRING if c == 34 else _CHAR if c == 39 else _COMMENT)
+        spans = [m.span() for m in _LITERAL.finditer(text)]
+        self.starts = [s for s, _ in spans]
+        self.ends = [e for _, e in spans]
+        self.kinds = [_LITERAL_KIND.get(text[s], _COMMENT) for s in self.starts]
 
     def state(self, pos: int) -> int:
         """_CODE, or the kind of literal pos is in; a literal's opening quote is in it."""
@@ -656,16 +797,16 @@ def rewrite_designated_args(buf: bytearray, text: bytes, kb: KnowledgeBase) -> N
 
 
 @lru_cache(maxsize=4)
-def _asm_res(kb: KnowledgeBase) -> tuple[re.Pattern[bytes] | None, dict[bytes, bytes],
-                                         re.Pattern[bytes] | None]:
+def _asm_res(kb: KnowledgeBase) -> tuple[_WordStartRe | None, dict[bytes, bytes],
+                                         _WordStartRe | None]:
     ops = {k.encode(): f'"{v}"'.encode() for k, v in kb.normalize.get("asm_operand_macros",
                                                                         {}).items()}
     ops = {k: v for k, v in ops.items() if len(v) <= len(k)}
     clobbers = kb.normalize.get("asm_clobber_words", ())
-    op_re = re.compile(rb"\b(" + b"|".join(map(re.escape, sorted(ops, reverse=True)))
-                       + rb")[ \t]*\(") if ops else None
-    cl_re = re.compile(rb"\b(?:" + b"|".join(re.escape(c.encode()) for c in clobbers)
-                       + rb")\b") if clobbers else None
+    op_re = _WordStartRe(rb"\b(" + b"|".join(map(re.escape, sorted(ops, reverse=True)))
+                         + rb")[ \t]*\(") if ops else None
+    cl_re = _WordStartRe(rb"\b(?:" + b"|".join(re.escape(c.encode()) for c in clobbers)
+                         + rb")\b") if clobbers else None
     return op_re, ops, cl_re
 
 
@@ -724,10 +865,13 @@ def _is_statement_position(text: bytes, start: int) -> bool:
 
 # An indented macro call whose `{` follows on the same line: a statement-like block macro
 # (`bpf_for(i, 0, n) {`, `with_intel_runtime_pm(rpm, wf) {`, `drm_exec_until_all_locked(e) {`).
-# an argument list nesting parentheses up to three deep
-_ARGS = rb"\((?:[^()]|\((?:[^()]|\([^()]*\))*\))*\)"
-_BLOCK_MACRO = re.compile(rb"^[ \t]+([A-Za-z_]\w{4,})[ \t]*(" + _ARGS
-                          + rb")[ \t]*\{[ \t]*(?:$|//|/\*)", re.M)
+# an argument list nesting parentheses up to three deep, taken a run of other characters
+# at a time; it can end in one place only, so nothing in it is given back when what follows
+# fails
+_ARGS = rb"\([^()]*+(?:\([^()]*+(?:\([^()]*+\)[^()]*+)*+\)[^()]*+)*+\)"
+# (possessive quantifiers where giving characters back could never lead to a match)
+_BLOCK_MACRO = _LineStartRe(rb"[ \t]++([A-Za-z_]\w{4,}+)[ \t]*+(" + _ARGS
+                            + rb")[ \t]*+\{[ \t]*+(?:$|//|/\*)", re.M)
 _NOT_BLOCK_MACROS = _NOT_CALLEES | {b"__attribute__", b"__attribute", b"typeof", b"__typeof__",
                                     b"__typeof", b"asm", b"__asm__", b"__asm", b"_Generic",
                                     b"__extension__"}
@@ -737,7 +881,7 @@ def rewrite_block_macros(buf: bytearray, text: bytes, seen: set[int]) -> None:
     """An indented `name(args) {` in statement position is a loop-like block macro whatever
     its name (C has no other such shape): the name becomes `while` padded, as for the
     iterator macros of loop_macro_pattern."""
-    for m in _BLOCK_MACRO.finditer(text):
+    for _, m in _BLOCK_MACRO.finditer(text):
         start, name_end = m.span(1)
         name = m.group(1)
         if start in seen or name in _NOT_BLOCK_MACROS:
@@ -749,16 +893,18 @@ def rewrite_block_macros(buf: bytearray, text: bytes, seen: set[int]) -> None:
 
 
 # A number-like word with an underscore (`tg3_flag(tp, 5780_CLASS)`, `1000baseT_Full`): a
-# token pasted by a macro (`TG3_FLAG_##flag`), never a C number.
-_DIGIT_WORD = re.compile(rb"\d\w*_\w*")
+# token pasted by a macro (`TG3_FLAG_##flag`), never a C number.  Not the tail of a word
+# (`u8_x` at `8`) nor of a number (`.5_`).  Searched in a copy of the text whose digits are
+# all `0`: the engine scans for one literal much faster than for a class (the lookbehind
+# follows it for that reason too).
+_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_DIGIT_WORD = re.compile(rb"0(?<![\w.]0)\w*_\w*")
 
 
 def rewrite_digit_words(buf: bytearray, text: bytes) -> None:
     """`5780_CLASS` -> `_780_CLASS`: an identifier of the same length."""
     lits: _Literals | None = None
-    for m in _DIGIT_WORD.finditer(text):
-        if m.start() and (text[m.start() - 1] in _WORD_OR_DOT):
-            continue  # the tail of a word (`u8_x` matches at `8`) or of a number (`.5_`)
+    for m in _DIGIT_WORD.finditer(text.translate(_DIGITS_TO_ZERO)):
         if text[m.start() : m.start() + 2] in (b"0x", b"0X"):
             continue
         if lits is None:
@@ -770,15 +916,15 @@ def rewrite_digit_words(buf: bytearray, text: bytes) -> None:
 # A statement passed to a macro (`PP_ASSERT_WITH_CODE(!ret, "msg", return ret);`,
 # `cond_guard(lock, goto out, &l)`) and a macro declaring a static local (`static
 # DECLARE_BITMAP(seen, N);` in a body), which the grammar takes only as a declaration.
-_STATEMENT_ARG = re.compile(rb"[(,][ \t]*\n?[ \t]*(return|goto|break|continue)\b")
-_STATIC_MACRO = re.compile(rb"^[ \t]+(static)[ \t]+[A-Z_][A-Z0-9_]*[ \t]*\(", re.M)
+_STATEMENT_ARG = _args_re(rb"(?>[ \t]*\n?[ \t]*)(return|goto|break|continue)\b")
+_STATIC_MACRO = _LineStartRe(rb"[ \t]+(static)[ \t]+[A-Z_][A-Z0-9_]*[ \t]*\(")
 
 
 def rewrite_statement_args(buf: bytearray, text: bytes) -> None:
     """`, return ret)` -> `,        ret)`, `, break)` -> `, 0    )`; and the `static` of an
     indented `static MACRO(...);` is blanked so the macro is a call."""
     lits: _Literals | None = None
-    for m in _STATEMENT_ARG.finditer(text):
+    for m in _arg_matches(_STATEMENT_ARG, text):
         if lits is None:
             lits = _Literals(text)
         if lits.state(m.start()) != _CODE or _preprocessor_line(text, m.start()):
@@ -791,7 +937,7 @@ def rewrite_statement_args(buf: bytearray, text: bytes) -> None:
             _blank(buf, s, e)
         else:
             buf[s:e] = b"0".ljust(e - s)
-    for m in _STATIC_MACRO.finditer(text):
+    for _, m in _STATIC_MACRO.finditer(text):
         close = _match_paren(text, m.end() - 1)
         if close != -1 and _code_after(text, close, len(text))[:1] == b";":
             _blank(buf, m.start(1), m.end(1))
@@ -799,7 +945,7 @@ def rewrite_statement_args(buf: bytearray, text: bytes) -> None:
 
 # An indented call starting a statement, possibly the first of a run of statement macros
 # written without semicolons: `switch (cmd) { N(UP) N(DOWN)\n\tN(REBOOT)\n\t}`.
-_RUN_START = re.compile(rb"^[ \t]+([A-Za-z_]\w*)[ \t]*" + _ARGS + rb"\s*\1[ \t]*\(", re.M)
+_RUN_START = _LineStartRe(rb"[ \t]++([A-Za-z_]\w*+)[ \t]*+" + _ARGS + rb"\s*+\1[ \t]*\(")
 _NEXT_CALL = re.compile(rb"\s*([A-Za-z_]\w*)[ \t]*\(")
 _GAP = re.compile(rb"\s*")
 
@@ -810,8 +956,8 @@ def terminate_macro_runs(buf: bytearray, text: bytes) -> None:
     space or tab after each call becomes the `;`.  Calls with only newlines after them stay
     as they are."""
     pos = 0
-    for m in _RUN_START.finditer(text):
-        if m.start() < pos or m.group(1) in _NOT_BLOCK_MACROS:
+    for line_start, m in _RUN_START.finditer(text):
+        if line_start < pos or m.group(1) in _NOT_BLOCK_MACROS:
             continue
         if not _is_statement_position(text, m.start(1)):
             continue
@@ -840,8 +986,8 @@ def terminate_macro_runs(buf: bytearray, text: bytes) -> None:
 
 
 @lru_cache(maxsize=8)
-def _compiled(pattern: str) -> re.Pattern[bytes]:
-    return re.compile(pattern.encode())
+def _compiled(pattern: str) -> _WordStartRe:
+    return _WordStartRe(pattern.encode())
 
 
 def normalize(source: bytes, kb: KnowledgeBase) -> Normalized:
@@ -852,11 +998,12 @@ def normalize(source: bytes, kb: KnowledgeBase) -> Normalized:
     blank_defines(buf)
     blank_split_conditionals(buf, bytes(buf))
     text = bytes(buf)
-    words, calls, loop_re, annot = _patterns(kb)
+    words, calls, loop_re, plain = _patterns(kb)
     record = kb.normalize["record_annotations"]
     guard_names = set(kb.normalize["guard_loop_macros"])
     replace = _replace_words(kb)
 
+    annot = _alternation((rb"__\w+", *(re.escape(w) + rb"\b" for w in plain if w in text)))
     for m in annot.finditer(text):
         name = m.group(0)
         if m.start() and (text[m.start() - 1] == 95 or chr(text[m.start() - 1]).isalnum()):
@@ -889,10 +1036,8 @@ def normalize(source: bytes, kb: KnowledgeBase) -> Normalized:
     text = bytes(buf)
     for m in _TYPE_ARG.finditer(text):
         _blank(buf, m.start(2), m.end(2))
-    first_re = _type_first_re(tuple(kb.normalize.get("type_arg_calls", ())))
-    if first_re is not None:
-        for m in first_re.finditer(text):
-            _blank(buf, m.start(1), m.end(1))
+    for m in _type_first_matches(text, tuple(kb.normalize.get("type_arg_calls", ()))):
+        _blank(buf, m.start(1), m.end(1))
     rewrite_headers(buf, bytes(buf), kb)
     rewrite_asm_operands(buf, bytes(buf), kb)
     rewrite_designated_args(buf, bytes(buf), kb)
@@ -906,7 +1051,8 @@ def normalize(source: bytes, kb: KnowledgeBase) -> Normalized:
 
     text = bytes(buf)
     seen_loops: set[int] = set()
-    for hint in _LOOP_HINT.finditer(text):
+    hints = tuple(re.escape(h) for h in _LOOP_HINTS if h in text)
+    for hint in _alternation(hints).finditer(text) if hints else ():
         start, name_end = hint.start(), hint.end()
         while start > 0 and (text[start - 1] == 95 or chr(text[start - 1]).isalnum()):
             start -= 1
