@@ -92,3 +92,26 @@ def test_fingerprints_survive_unrelated_edits(tmp_path: Path) -> None:
     assert [f["line"] for f in before["findings"]] != [f["line"] for f in after["findings"]]
     assert sorted(f["fingerprint"] for f in before["findings"]) == \
         sorted(f["fingerprint"] for f in after["findings"])
+
+
+def test_other_irqlint_code_does_not_read_the_cache(tmp_path: Path, monkeypatch) -> None:
+    """A checkout that moved on keeps its release number: the digest of irqlint's sources in
+    every key makes it extract and judge afresh instead of trusting what older code wrote."""
+    from irqlint import cache as cache_mod
+    from irqlint import driver, snapshot
+    from irqlint.cli import main
+
+    root, cache, out = _tree(tmp_path), tmp_path / "cache", tmp_path / "out.json"
+
+    def stats() -> dict:
+        assert main(["check", str(root), "--format", "json", "-o", str(out), "-q",
+                     "--cache-dir", str(cache), "-j", "1"]) in (0, 1)
+        return json.loads(out.read_text())["stats"]
+
+    assert cache_mod.code_id().startswith(cache_mod.__version__ + "+")
+    assert stats()["cached_files"] == 0
+    assert stats()["cached_files"] > 0
+    for mod in (cache_mod, driver, snapshot):
+        monkeypatch.setattr(mod, "code_id", lambda: "0.1.0+other")
+    st = stats()
+    assert st["cached_files"] == 0 and "results-cache" not in st["seconds"]

@@ -1,7 +1,9 @@
 """Per-file cache of extracted facts.
 
 Keyed by content hash + path + tool version + knowledge-base digest + lock-wrapper digest, so a
-changed file, a new irqlint or new knowledge re-extracts exactly what it must.  Entries are
+changed file, a new irqlint or new knowledge re-extracts exactly what it must.  The tool version
+is ``code_id()``: the release and a digest of irqlint's own sources, so a checkout that moved
+on (same release number, other code) never reads what older code wrote.  Entries are
 written to a temporary name and renamed (readers never see half a file); an entry that does not
 unpickle or carries another key is discarded and rebuilt, never trusted.  A stat index
 (path -> size, mtime, content hash, macros) lets a warm run skip re-reading unchanged files.
@@ -9,6 +11,7 @@ unpickle or carries another key is discarded and rebuilt, never trusted.  A stat
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import pickle
@@ -19,6 +22,22 @@ from typing import Any
 from . import __version__
 
 MAGIC = "irqlint-cache-1"
+
+
+@functools.cache
+def code_id() -> str:
+    """irqlint's release and a digest of its Python sources (read once per process)."""
+    h = hashlib.blake2b(digest_size=8)
+    root = os.path.dirname(os.path.abspath(__file__))
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            if name.endswith(".py"):
+                path = os.path.join(dirpath, name)
+                h.update(os.path.relpath(path, root).encode() + b"\0")
+                with open(path, "rb") as f:
+                    h.update(f.read())
+    return f"{__version__}+{h.hexdigest()}"
 
 
 def default_dir() -> str:
@@ -46,7 +65,7 @@ class Cache:
 
     def key(self, path: str, chash: str, *digests: str) -> str:
         h = hashlib.blake2b(digest_size=16)
-        for part in (MAGIC, __version__, os.path.abspath(path), chash, *digests):
+        for part in (MAGIC, code_id(), os.path.abspath(path), chash, *digests):
             h.update(part.encode())
             h.update(b"\0")
         return h.hexdigest()
@@ -136,7 +155,7 @@ class Cache:
         try:
             with open(os.path.join(self.root, "index.pkl"), "rb") as f:
                 magic, version, index = pickle.load(f)
-            if magic == MAGIC and version == __version__ and isinstance(index, dict):
+            if magic == MAGIC and version == code_id() and isinstance(index, dict):
                 return index
         except Exception:
             pass
@@ -144,4 +163,4 @@ class Cache:
 
     def save_index(self, index: dict[str, tuple[Any, ...]]) -> None:
         if self.root is not None:
-            self._write(os.path.join(self.root, "index.pkl"), (MAGIC, __version__, index))
+            self._write(os.path.join(self.root, "index.pkl"), (MAGIC, code_id(), index))

@@ -28,8 +28,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import __version__, snapshot
-from .cache import Cache, content_hash
+from . import snapshot
+from .cache import Cache, code_id, content_hash
 from .errors import InputError
 from .extract import extract_file
 from .ir import FileFacts, FileSummary, MacroDef
@@ -314,7 +314,7 @@ def prepare(paths: list[str], opts: Options) -> Plan:
     keys = [(f, cache.key(f, chash, kb.extract_digest, wrappers.digest, fams))
             for f, chash in usable]
     h = hashlib.blake2b(digest_size=16)
-    for part in (__version__, kb.digest, wrappers.digest, *(k for _, k in keys)):
+    for part in (code_id(), kb.digest, wrappers.digest, *(k for _, k in keys)):
         h.update(part.encode())
         h.update(b"\0")
     seconds["read+macros"] = time.perf_counter() - t

@@ -31,8 +31,7 @@ import pickle
 from collections.abc import Iterator
 from typing import Any
 
-from . import __version__
-from .cache import Cache, discard
+from .cache import Cache, code_id, discard
 from .extract import extract_file
 from .ir import Call, FileFacts, FileSummary, Function, LockEffect, LockOp, Sharing
 from .kb import KnowledgeBase
@@ -64,7 +63,7 @@ _NO_EFFECT = LockEffect()
 
 def config_key(kb: KnowledgeBase, wrappers_digest: str) -> str:
     """A model is only reused under the same irqlint, knowledge and lock wrappers."""
-    return hashlib.blake2b(f"{MAGIC}\0{__version__}\0{kb.digest}\0{wrappers_digest}".encode(),
+    return hashlib.blake2b(f"{MAGIC}\0{code_id()}\0{kb.digest}\0{wrappers_digest}".encode(),
                            digest_size=16).hexdigest()
 
 
