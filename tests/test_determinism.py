@@ -112,6 +112,6 @@ def test_other_irqlint_code_does_not_read_the_cache(tmp_path: Path, monkeypatch)
     assert stats()["cached_files"] == 0
     assert stats()["cached_files"] > 0
     for mod in (cache_mod, driver, snapshot):
-        monkeypatch.setattr(mod, "code_id", lambda: "0.1.0+other")
+        monkeypatch.setattr(mod, "code_id", lambda entry="": f"0.1.0+other{entry}")
     st = stats()
     assert st["cached_files"] == 0 and "results-cache" not in st["seconds"]

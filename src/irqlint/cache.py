@@ -2,8 +2,9 @@
 
 Keyed by content hash + path + tool version + knowledge-base digest + lock-wrapper digest, so a
 changed file, a new irqlint or new knowledge re-extracts exactly what it must.  The tool version
-is ``code_id()``: the release and a digest of irqlint's own sources, so a checkout that moved
-on (same release number, other code) never reads what older code wrote.  Entries are
+is ``code_id()``: the release and a digest of irqlint's own sources (for the facts, of the
+extractor's modules only), so a checkout that moved on (same release number, other code) never
+reads what older code wrote.  Entries are
 written to a temporary name and renamed (readers never see half a file); an entry that does not
 unpickle or carries another key is discarded and rebuilt, never trusted.  A stat index
 (path -> size, mtime, content hash, macros) lets a warm run skip re-reading unchanged files.
@@ -15,6 +16,7 @@ import functools
 import hashlib
 import os
 import pickle
+import re
 import tempfile
 from collections.abc import Iterable
 from typing import Any
@@ -24,19 +26,40 @@ from . import __version__
 MAGIC = "irqlint-cache-1"
 
 
+# `from .x import ...`, `from ..x import ...` (a subpackage's), `from . import x, y`
+_FROM_MODULE = re.compile(rb"^\s*from \.\.?(\w+)\S* import", re.MULTILINE)
+_FROM_PACKAGE = re.compile(rb"^\s*from \. import ([\w, ]+)", re.MULTILINE)
+
+
 @functools.cache
-def code_id() -> str:
-    """irqlint's release and a digest of its Python sources (read once per process)."""
-    h = hashlib.blake2b(digest_size=8)
+def code_id(entry: str = "") -> str:
+    """irqlint's release and a digest of its Python sources (read once per process): all of
+    them, or those the module `entry` (say "extract") imports, itself included."""
     root = os.path.dirname(os.path.abspath(__file__))
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for name in sorted(filenames):
-            if name.endswith(".py"):
-                path = os.path.join(dirpath, name)
-                h.update(os.path.relpath(path, root).encode() + b"\0")
-                with open(path, "rb") as f:
-                    h.update(f.read())
+    if not entry:
+        files = sorted(os.path.relpath(os.path.join(d, n), root)
+                       for d, _, names in os.walk(root) for n in names if n.endswith(".py"))
+    else:
+        files, todo = [], [entry]
+        while todo:
+            mod = todo.pop()
+            rel = mod.replace(".", os.sep) + ".py"
+            if not os.path.exists(os.path.join(root, rel)):
+                rel = os.path.join(mod.replace(".", os.sep), "__init__.py")
+            if rel in files or not os.path.exists(os.path.join(root, rel)):
+                continue
+            files.append(rel)
+            with open(os.path.join(root, rel), "rb") as f:
+                text = f.read()
+            todo.extend(m.group(1).decode() for m in _FROM_MODULE.finditer(text))
+            todo.extend(w.decode() for m in _FROM_PACKAGE.finditer(text)
+                        for w in re.findall(rb"\w+", m.group(1)))
+        files.sort()
+    h = hashlib.blake2b(digest_size=8)
+    for rel in files:
+        h.update(rel.encode() + b"\0")
+        with open(os.path.join(root, rel), "rb") as f:
+            h.update(f.read())
     return f"{__version__}+{h.hexdigest()}"
 
 
@@ -65,7 +88,8 @@ class Cache:
 
     def key(self, path: str, chash: str, *digests: str) -> str:
         h = hashlib.blake2b(digest_size=16)
-        for part in (MAGIC, code_id(), os.path.abspath(path), chash, *digests):
+        # what a file's facts are depends on the extractor's code only
+        for part in (MAGIC, code_id("extract"), os.path.abspath(path), chash, *digests):
             h.update(part.encode())
             h.update(b"\0")
         return h.hexdigest()
