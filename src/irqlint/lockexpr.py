@@ -19,6 +19,11 @@ _INDEX = re.compile(r"\[[^\[\]]*\]")
 _BASE = re.compile(r"^([A-Za-z_]\w*)((?:(?:->|\.)[A-Za-z_]\w*|\[\])*)$")
 _PAREN_NAME = re.compile(r"\(([A-Za-z_]\w*)\)")
 _DEREF_DOT = re.compile(r"\(\*([A-Za-z_]\w*)\)\.")
+# ((mas->tree))->ma_lock (a wrapper macro's parenthesised argument): parentheses around a
+# member path say nothing either; `f(a->b)->lock` is a call, not one of those
+_PAREN_PATH = re.compile(r"(?<![\w)\]])\(([A-Za-z_]\w*(?:(?:->|\.)[A-Za-z_]\w*)+)\)(?=->|\.)")
+_DOUBLE = re.compile(r"\(\(([^()]*)\)\)")
+_ADDR_ARROW = re.compile(r"(?<![\w)\]])\(&([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\)->")
 _HOP = re.compile(r"(->|\.)([A-Za-z_]\w*)|\[\]")
 
 
@@ -56,6 +61,9 @@ def normalise(expr: str) -> str:
         prev = s
         s = _PAREN_NAME.sub(r"\1", s)
         s = _DEREF_DOT.sub(r"\1->", s)
+        s = _DOUBLE.sub(r"(\1)", s)
+        s = _PAREN_PATH.sub(r"\1", s)
+        s = _ADDR_ARROW.sub(r"\1.", s)  # (&w)->tree->lock is w.tree->lock
     return s
 
 

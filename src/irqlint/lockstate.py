@@ -372,9 +372,9 @@ class _Builder:
             for c in n.named_children:
                 before = len(self.ops)
                 cur = self.stmt(c, cur)
-                scoped.extend(op.expr for op in self.ops[before:]
+                scoped.extend(x for op in self.ops[before:]
                               if op.scoped and op.api.startswith("guard(")
-                              and c.type != "while_statement")
+                              and c.type != "while_statement" for x in _scope_names(op))
             if scoped and cur is not None:
                 node = self.cfg.node()
                 self.cfg.events[node] = [("scope", tuple(scoped))]
@@ -563,7 +563,7 @@ class _Builder:
         self.continues.pop()
         if op is not None:
             # the guard ends however the body is left: its end, break or continue
-            self.cfg.events[after] = [("scope", (op.expr,))]
+            self.cfg.events[after] = [("scope", _scope_names(op))]
         self.cfg.edge(end, after)
         if gname == "scoped_cond_guard":
             self.cfg.edge(head, after)
@@ -962,7 +962,17 @@ class _Run:
             return locks, facts, pend, jump
         if kind == "scope":
             drop = set(ev[1])
-            return tuple(e for e in locks if not (e[5] and e[0] in drop)), facts, pend, jump
+            kept: list[tuple[Any, ...]] = []
+            for e in locks:
+                if e[0] not in drop:
+                    kept.append(e)
+                elif e[2] > 1 and e[3] in NESTING and e[1] in HELD:
+                    # the guard nested in a section already open (IRQs off before a
+                    # scoped_guard(spinlock_irqsave)): only its own level ends
+                    kept.append((*e[:2], e[2] - 1, *e[3:]))
+                elif not e[5]:
+                    kept.append(e)
+            return tuple(kept), facts, pend, jump
         if kind == "forget":
             have = {e[0] for e in locks}
             new = tuple((x, "?", 0, "?", 0, False, x, False) for x in sorted(ev[1] - have))
@@ -1164,6 +1174,17 @@ class _Run:
                             continue
                     seen[m].add(s2)
                     work.append((m, s2))
+
+
+def _scope_names(op: LockOp) -> tuple[str, ...]:
+    """What a guard's scope end releases: its lock, and the IRQ/BH section the guard class
+    opened with it (guard(spinlock_irq), scoped_guard(spinlock_irqsave, ...))."""
+    out = [op.expr]
+    if op.irq in ("off", "save") and op.kind != "irq":
+        out.append("irq")
+    if op.bh == "off" and op.kind != "bh":
+        out.append("bh")
+    return tuple(out)
 
 
 def _pseudo(op: LockOp, which: str, on: bool) -> LockOp:

@@ -98,6 +98,9 @@ class Sleep(NamedTuple):
     callee: int  # -1: the sleeping call is here
     what: str  # the sleeping call, e.g. "devres_alloc(GFP_KERNEL)" or "mutex_lock"
     depth: int
+    # caller locks let go of before the sleep (maple tree's mas_nomem unlocks the tree
+    # around its blocking allocation): a caller holding only those does not sleep holding them
+    dropped: frozenset[str] = frozenset()
 
 
 class Reg(NamedTuple):
@@ -161,6 +164,7 @@ class Program:
     conditional_re: re.Pattern[str] = field(init=False)
     conditional_sleep: list[bool] = field(default_factory=list)
     comps: list[list[int]] = field(default_factory=list)  # strongly connected, callees first
+    _canon: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         sl = self.kb.section("sleep")
@@ -169,6 +173,15 @@ class Program:
         self.sleepers = frozenset(sl["functions"])
         self.sleeping_kinds = frozenset(sl["sleeping_kinds"])
         self.atomic_kinds = frozenset(sl["atomic_kinds"])
+
+    def canon(self, cls: str) -> str:
+        """A lock class re-rooted at the deepest struct the whole tree knows: a file that
+        does not see `struct ma_state` calls its lock `ma_state::tree->ma_lock`, one that
+        does `maple_tree::ma_lock`."""
+        got = self._canon.get(cls)
+        if got is None:
+            got = self._canon[cls] = _reroot(cls, self.structs)
+        return got
 
     # --- chains ---------------------------------------------------------------------------
     def step(self, fid: int, line: int, note: str) -> Step:
@@ -556,6 +569,23 @@ def build(facts: list[FileFacts], kb: KnowledgeBase) -> Program:
     return prog
 
 
+def _reroot(cls: str, structs: dict[str, dict[str, str]]) -> str:
+    """`ma_state::tree->ma_lock` -> `maple_tree::ma_lock` when ma_state.tree is a struct
+    maple_tree pointer (what the extractor does with the structs one file sees)."""
+    t, sep, rest = cls.partition("::")
+    if not sep or "->" not in rest:
+        return cls
+    parts = rest.split("->")
+    i = 0
+    while i < len(parts) - 1 and _IDENT.match(parts[i]):
+        nxt = structs.get(t, {}).get(parts[i])
+        if nxt is None:
+            break
+        t = nxt
+        i += 1
+    return f"{t}::{'->'.join(parts[i:])}" if i else cls
+
+
 def _nested_classes(cls: str, structs: dict[str, dict[str, str]]) -> set[str]:
     """A class and the classes of the same lock seen from the structs it is embedded in:
     `hub::rx.lock` is also `ring::lock` when hub.rx is a struct ring."""
@@ -731,14 +761,14 @@ def site_sleep(
             continue  # the caller chooses (sleep_ok, atomic ...): usually not to sleep
         s = prog.sleep[t]
         if s is not None and s.depth < MAX_DEPTH:
-            return Sleep(c.line, t, s.what, s.depth + 1), deps
+            return Sleep(c.line, t, s.what, s.depth + 1, s.dropped), deps
         for j, sp in sorted(prog.sleep_param[t].items()):
             if j < len(c.args) and sp.depth < MAX_DEPTH:
                 k = gfp.classify(c.args[j], fn)
                 if k == "sleep":
-                    return Sleep(c.line, t, sp.what, sp.depth + 1), deps
+                    return Sleep(c.line, t, sp.what, sp.depth + 1, sp.dropped), deps
                 if isinstance(k, int):
-                    deps.setdefault(k, Sleep(c.line, t, sp.what, sp.depth + 1))
+                    deps.setdefault(k, Sleep(c.line, t, sp.what, sp.depth + 1, sp.dropped))
     return None, deps
 
 
@@ -763,6 +793,7 @@ class _Summariser:
         self.prog = prog
         self.waits = prog.kb.section("waits")["waits"]
         self.known = prog.sleepers | frozenset(prog.gfp.alloc) | frozenset(self.waits)
+        self.tests = frozenset(prog.kb.section("sleep").get("blocking_tests", ()))
         self._local: dict[int, tuple[dict[str, Acq], dict[tuple[int, int], frozenset[str]]]] = {}
 
     def local(self, f: int) -> tuple[dict[str, Acq], dict[tuple[int, int], frozenset[str]]]:
@@ -797,6 +828,7 @@ class _Summariser:
         acq = dict(local_acq)
         sleep: Sleep | None = None
         sparam: dict[int, Sleep] = {}
+        cands: dict[int, list[Sleep]] = {}  # gfp parameter -> the sleeps that follow it
         wl: list[Wait] = []
         ops_at = acquires_at(fn) if fn.lock_ops else {}
         seen: set[int] = set()
@@ -814,14 +846,16 @@ class _Summariser:
             if sleep is None or c.callee in gfp_alloc or (
                     prop and any(prog.sleep_param[t] for t in callees)):
                 here, deps = site_sleep(prog, site, fn, ops_at)
-                for k, sp in deps.items():
-                    sparam.setdefault(k, sp)
+                if deps:
+                    for k, sp in deps.items():
+                        cands.setdefault(k, []).append(_own_drops(prog, sp, site.held))
                 # an atomic site is a finding here, not a summary; a function that
                 # drops its caller's lock around a sleep (pci_wait_cfg) does not sleep
                 # under that lock
                 if here is not None and sleep is None and not any(
-                        k in atomic_kinds or k[:1] == "-" for _, k, _ in site.held):
-                    sleep = here
+                        (k in atomic_kinds and prog.canon(c) not in here.dropped)
+                        or k[:1] == "-" for c, k, _ in site.held):
+                    sleep = _own_drops(prog, here, site.held)
             if c.callee in waits:
                 if len(wl) < MAX_WAITS:
                     wl.append(direct_wait(waits, c, drops.get((c.line, c.col), _EMPTY)
@@ -850,6 +884,8 @@ class _Summariser:
                                            a.api, a.dropped | here_drops)
                             if len(acq) >= MAX_ACQ:
                                 break
+        for k, sl in cands.items():
+            sparam[k] = _pick_gfp_sleep(k, sl, fn, self.tests)
         if (acq == prog.acq[f] and sleep == prog.sleep[f] and sparam == prog.sleep_param[f]
                 and tuple(wl) == prog.waits[f]):
             return False
@@ -880,6 +916,30 @@ class _Summariser:
                     if caller in members and caller not in queued:
                         queued.add(caller)
                         work.appendleft(caller)
+
+
+def _own_drops(prog: Program, s: Sleep, held: tuple[tuple[str, str, int], ...]) -> Sleep:
+    """A callee's sleep as its caller's summary records it: the locks the callee let go of
+    that this function took itself are not its caller's; the caller locks this function
+    has let go of at the call are."""
+    mine = {prog.canon(c) for c, k, _ in held if k[:1] != "-"}
+    gone = frozenset(prog.canon(c) for c, k, _ in held if k[:1] == "-")
+    dropped = (s.dropped - mine) | gone
+    return s if dropped == s.dropped else s._replace(dropped=dropped)
+
+
+def _pick_gfp_sleep(k: int, cands: list[Sleep], fn: Function, tests: frozenset[str]) -> Sleep:
+    """What a gfp_t parameter's sleep is, from the calls it reaches.  A function that tests
+    the mask itself (`if (gfpflags_allow_blocking(gfp))`) and lets go of a caller's lock
+    around one of those calls blocks there only: the other calls get a mask that cannot
+    block (mas_nomem).  Otherwise a call made with the caller's locks kept speaks for it."""
+    kept = [s for s in cands if not s.dropped]
+    gone = [s for s in cands if s.dropped]
+    if gone and k < len(fn.params) and any(
+            c.callee in tests and c.args and c.args[0].strip() == fn.params[k][0]
+            for c in fn.calls):
+        return gone[0]
+    return (kept or gone)[0]
 
 
 def chooses_sleep(prog: Program, fn: Function) -> bool:

@@ -1,0 +1,70 @@
+"""sleep-in-atomic precision shapes (tests/fixtures/sleep): a guard's IRQ section ends with
+its scope; a callee that lets go of the caller's lock around its blocking allocation (and
+allocates without it only with a mask that cannot block) does not sleep under that lock."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import FIXTURES, all_rules_enabled, check_json, expected_markers, found
+
+ROOT = FIXTURES / "sleep"
+
+
+def _hits(doc: dict, name: str) -> list[tuple[str, int, str, str]]:
+    return [(f["rule"], f["line"], f["function"], f["message"]) for f in doc["findings"]
+            if Path(f["file"]).name == name]
+
+
+def test_flagged_exactly_where_marked() -> None:
+    doc = check_json(ROOT, extra=all_rules_enabled())
+    want = {(r, str(Path(p).resolve()), ln) for r, p, ln in expected_markers(ROOT)}
+    assert found(doc) == want
+
+
+def test_guard_irq_section_ends_with_its_scope() -> None:
+    hits = _hits(check_json(ROOT / "guards.c"), "guards.c")
+    assert [(r, ln, fn) for r, ln, fn, _ in hits] == [
+        ("sleep-in-atomic", 23, "tick_read_bad"),
+        ("sleep-in-atomic", 47, "tick_peek_irqs_off"),
+    ]
+    # IRQs were off before the guard: they stay off after it
+    assert "IRQs disabled (since line 44)" in hits[1][3]
+
+
+def test_lock_dropped_around_blocking_allocation() -> None:
+    hits = _hits(check_json(ROOT / "nomem.c"), "nomem.c")
+    assert [(r, ln, fn) for r, ln, fn, _ in hits] == [
+        ("sleep-in-atomic", 67, "tree_insert_held"),
+        ("sleep-in-atomic", 80, "tree_insert_irqsave"),
+    ]
+    assert "with tree::lock" in hits[0][3]
+    # the helper lets go of the lock, not of the IRQs spin_lock_irqsave() disabled
+    assert "with IRQs disabled" in hits[1][3]
+
+
+def test_the_mask_test_is_what_keeps_it_silent(tmp_path: Path) -> None:
+    """Without `gfpflags_allow_blocking(gfp)` the allocation in the else branch is one the
+    caller's GFP_KERNEL reaches with the lock held."""
+    src = (ROOT / "nomem.c").read_text().replace(
+        "if (gfpflags_allow_blocking(gfp)) {", "if (c->err > 1) {")
+    (tmp_path / "nomem.c").write_text(src)
+    hits = _hits(check_json(tmp_path), "nomem.c")
+    assert ("sleep-in-atomic", 56, "tree_insert") in [(r, ln, fn) for r, ln, fn, _ in hits]
+
+
+def test_parenthesised_member_paths_name_one_lock() -> None:
+    from irqlint.lockexpr import normalise
+
+    assert normalise("&((mas->tree))->ma_lock") == "mas->tree->ma_lock"
+    assert normalise("((&w))->tree->lock") == "w.tree->lock"
+    assert normalise("f(a->b)->lock") == "f(a->b)->lock"
+
+
+def test_class_rerooted_through_structs_of_other_files() -> None:
+    from irqlint.program import _reroot
+
+    structs = {"cursor": {"tree": "tree"}}
+    assert _reroot("cursor::tree->lock", structs) == "tree::lock"
+    assert _reroot("cursor::other->lock", structs) == "cursor::other->lock"
+    assert _reroot("tree::lock", structs) == "tree::lock"
