@@ -95,8 +95,8 @@ def _top_level_bar(pattern: bytes) -> bool:
 class _WordStartRe:
     """A pattern beginning with `\b`, found fast: the engine tries a pattern that begins with
     `\b` at every offset, while the rest of it alone is searched for by its first characters;
-    the word boundary is checked here.  finditer() gives what the whole pattern's finditer
-    would."""
+    the word boundary is checked here.  finditer() lists the matches the whole pattern's
+    finditer would give."""
 
     def __init__(self, pattern: bytes) -> None:
         self.whole = re.compile(pattern)
@@ -131,7 +131,7 @@ _TO_SPACE = bytes(c if c in (10, 13) else 32 for c in range(256))
 
 def _blank(buf: bytearray, start: int, end: int) -> None:
     """Replace buf[start:end] with spaces, keeping newlines."""
-    buf[start:end] = bytes(buf[start:end]).translate(_TO_SPACE)
+    buf[start:end] = buf[start:end].translate(_TO_SPACE)
 
 
 def _match_paren(text: bytes, open_pos: int) -> int:
@@ -325,11 +325,13 @@ def code_before(text: bytes, pos: int) -> bytes:
     return b"#"
 
 
+_BLANKS = re.compile(rb"[ \t\r\n]*")
+
+
 def _code_after(text: bytes, pos: int, stop: int) -> bytes:
     """The first code text in text[pos:stop] (whitespace and comments skipped)."""
     while pos < stop:
-        while pos < stop and text[pos] in b" \t\r\n":
-            pos += 1
+        pos = _BLANKS.match(text, pos, stop).end()  # type: ignore[union-attr]
         if text.startswith(b"/*", pos):
             e = text.find(b"*/", pos + 2, stop)
             if e == -1:
@@ -412,13 +414,9 @@ def blank_split_conditionals(buf: bytearray, text: bytes) -> None:
         _blank(buf, group[-1][0], group[-1][1])
 
 
-# Every annotation we blank starts with "__" or is one of a few plain words; one scan over
-# such identifiers, then a set lookup, is much cheaper than a 150-way alternation.  The scan
-# is fast when it starts with a literal the engine can look for: "__" is one, but a plain
-# word's first letter is everywhere (`n` of notrace, `o` of offsetof), so only the plain
-# words a file holds join it.
-# Each word holding one of these is tried with loop_macro_pattern (only those a file holds
-# are searched for, for the same reason).
+# A word holding one of these is tried with loop_macro_pattern.  Only those the file holds
+# join the search: the engine tests every byte against the first letters of an alternation,
+# while a single literal (most files hold one hint or none) is scanned for.
 _LOOP_HINTS = (b"for_each", b"foreach", b"FOR_EACH", b"FOREACH", b"_walk", b"for_all_",
                b"for_other_", b"iterate_", b"scoped_guard", b"scoped_cond_guard", b"while_each",
                b"do_each")
@@ -465,16 +463,21 @@ _LOOP_PREV_WORDS = (b"else", b"do")
 
 
 @lru_cache(maxsize=4)
-def _type_first_re(names: tuple[str, ...]) -> re.Pattern[bytes] | None:
+def _type_first_re(names: tuple[str, ...]) -> tuple[re.Pattern[bytes], int] | None:
+    """A type_arg_call with a type as its first argument, and the length of the longest name
+    if every name is a word (else 0)."""
     if not names:
         return None
     alt = b"|".join(re.escape(n.encode()) for n in names)
-    return re.compile(rb"\b(?:" + alt + rb")\s*\(\s*(struct|union|enum)\b")
+    rx = re.compile(rb"\b(?:" + alt + rb")\s*\(\s*(struct|union|enum)\b")
+    words = all(n and _ASCII_WORD.issuperset(n.encode()) for n in names)
+    return rx, max(map(len, names)) if words else 0
 
 
 # `(struct`, `( union`: where a type_arg_call's type argument can begin
 _PAREN_TYPE = re.compile(rb"\(\s*(?:struct|union|enum)\b")
 _SPACE = frozenset(b" \t\n\r\f\v")
+_WORD_END = re.compile(rb"(?<!\w)\w+\Z")  # a whole word ending where the search ends
 
 
 def _type_first_matches(text: bytes, names: tuple[str, ...]) -> Iterator[re.Match[bytes]]:
@@ -482,10 +485,11 @@ def _type_first_matches(text: bytes, names: tuple[str, ...]) -> Iterator[re.Matc
     finditer gives them.  A name's first letter is everywhere, `(struct` is not: each `(struct`
     is found first, and the pattern tried at the word before it (for names that are words;
     any other name is searched for the slow way)."""
-    rx = _type_first_re(names)
-    if rx is None:
+    found = _type_first_re(names)
+    if found is None:
         return
-    if not all(n and _ASCII_WORD.issuperset(n.encode()) for n in names):
+    rx, longest = found
+    if not longest:
         yield from rx.finditer(text)
         return
     end = 0  # of the last match: matches do not overlap
@@ -493,15 +497,15 @@ def _type_first_matches(text: bytes, names: tuple[str, ...]) -> Iterator[re.Matc
         k = paren.start()
         while k > 0 and text[k - 1] in _SPACE:
             k -= 1
-        start = k
-        while start > 0 and text[start - 1] in _ASCII_WORD:
-            start -= 1
-        if start == k or start < end:
+        word = _WORD_END.search(text, max(0, k - longest), k)  # None if longer than any name
+        if word is None or word.start() < end:
             continue
-        m = rx.match(text, start)
+        m = rx.match(text, word.start())
         if m is not None:
             yield m
             end = m.end()
+
+
 # `, struct foo *)` or `, struct foo,`: a type passed to a macro (container_of, list_entry...)
 _TYPE_ARG = re.compile(rb",(\s*)(struct|union|enum)(?=\s+\w+[\s*]*[,)])")
 
@@ -523,12 +527,13 @@ def _arg_matches(rxs: tuple[re.Pattern[bytes], re.Pattern[bytes]],
 # A type written as a macro argument that the grammar cannot take as an expression:
 # `min_t(unsigned int, a, b)`, `va_arg(ap, char *)`, `alloc_percpu(      foo *)` (after the
 # struct keyword was blanked).  Two or more C type keywords, or words followed by stars.
-# Tried at every `(` and `,`, so it fails fast: the blanks before the argument are taken
-# at once (it starts with a letter, after all of them), a first word followed by neither a
-# blank nor a star (`(dev,`) is no type, and no word is given back.
+# Tried at every `(` and `,`, so it fails fast: a first word followed by neither a blank
+# nor a star (`(dev,`) is no type, and what could never match if given back is not given
+# back (the blanks before the argument, which starts with a letter after all of them; a
+# word).
 _TYPE_KW = rb"(?:unsigned|signed|int|long|short|char|const|volatile|float|double|void)"
 _TYPE_WORDS = _args_re(
-    rb"(?>[ \t]*\n?[ \t]*)(?=[A-Za-z_]\w*+[ \t*])(?P<t>(?:" + _TYPE_KW + rb"[ \t]+)+" + _TYPE_KW
+    rb"[ \t]*+\n?+[ \t]*+(?=[A-Za-z_]\w*+[ \t*])(?P<t>(?:" + _TYPE_KW + rb"[ \t]+)+" + _TYPE_KW
     + rb"\b[ \t]*(?:\*[ \t]*)*"
     rb"|(?:struct|union|enum)[ \t]+\w+[ \t*]*"
     rb"|(?:[A-Za-z_]\w*+[ \t]++)*[A-Za-z_]\w*+[ \t]*+\*[ \t*]*)(?=\n?[ \t]*[,)])")
@@ -656,9 +661,10 @@ def _preprocessor_line(text: bytes, pos: int) -> bool:
 
 
 # Comments, string and character literals, in one left-to-right scan (a backslash-newline
-# inside a literal is an escape like any other).  A comment runs to the first `*/` or to the
-# end of the text; a literal's characters are taken a run at a time, escapes between runs.
-_LITERAL = re.compile(rb"/\*(?:.*?\*/|.*)|//[^\n]*"
+# inside a literal is an escape like any other).  A comment runs to its first `*/` or to the
+# end of the text; both are taken in runs (to the next star in a comment, to the next
+# escape or quote in a literal), not a character at a time.
+_LITERAL = re.compile(rb"/\*(?:[^*]*+\*++(?:[^*/][^*]*+\*++)*+/|.*)|//[^\n]*"
                       rb"|\"[^\"\\\n]*+(?:\\.[^\"\\\n]*+)*+\"?"
                       rb"|'[^'\\\n]*+(?:\\.[^'\\\n]*+)*+'?", re.S)
 _LITERAL_KIND = {34: _STRING, 39: _CHAR}  # by first character; anything else is a comment
@@ -916,7 +922,8 @@ def rewrite_digit_words(buf: bytearray, text: bytes) -> None:
 # A statement passed to a macro (`PP_ASSERT_WITH_CODE(!ret, "msg", return ret);`,
 # `cond_guard(lock, goto out, &l)`) and a macro declaring a static local (`static
 # DECLARE_BITMAP(seen, N);` in a body), which the grammar takes only as a declaration.
-_STATEMENT_ARG = _args_re(rb"(?>[ \t]*\n?[ \t]*)(return|goto|break|continue)\b")
+# (The keyword follows all the blanks: none is given back.)
+_STATEMENT_ARG = _args_re(rb"[ \t]*+\n?+[ \t]*+(return|goto|break|continue)\b")
 _STATIC_MACRO = _LineStartRe(rb"[ \t]+(static)[ \t]+[A-Z_][A-Z0-9_]*[ \t]*\(")
 
 
@@ -1003,6 +1010,11 @@ def normalize(source: bytes, kb: KnowledgeBase) -> Normalized:
     guard_names = set(kb.normalize["guard_loop_macros"])
     replace = _replace_words(kb)
 
+    # Every annotation we blank starts with "__" or is one of a few plain words; one scan over
+    # such identifiers, then a set lookup, is much cheaper than a 150-way alternation.  "__"
+    # is a literal the engine scans for, but a plain word's first letter is everywhere (`n`
+    # of notrace, `o` of offsetof): only the plain words the file holds join the scan.
+    # Word boundaries are checked here.
     annot = _alternation((rb"__\w+", *(re.escape(w) + rb"\b" for w in plain if w in text)))
     for m in annot.finditer(text):
         name = m.group(0)
