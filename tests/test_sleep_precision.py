@@ -68,3 +68,10 @@ def test_class_rerooted_through_structs_of_other_files() -> None:
     assert _reroot("cursor::tree->lock", structs) == "tree::lock"
     assert _reroot("cursor::other->lock", structs) == "cursor::other->lock"
     assert _reroot("tree::lock", structs) == "tree::lock"
+
+
+def test_tasks_trace_rcu_reader_may_sleep() -> None:
+    """rcu_read_lock_trace() opens a sleepable read-side section (like SRCU), not an atomic
+    one: only the classic rcu_read_lock() twin is flagged."""
+    hits = _hits(check_json(ROOT / "rcu_trace.c"), "rcu_trace.c")
+    assert [(r, ln, fn) for r, ln, fn, _ in hits] == [("sleep-in-atomic", 23, "run_classic")]
