@@ -75,3 +75,12 @@ def test_tasks_trace_rcu_reader_may_sleep() -> None:
     one: only the classic rcu_read_lock() twin is flagged."""
     hits = _hits(check_json(ROOT / "rcu_trace.c"), "rcu_trace.c")
     assert [(r, ln, fn) for r, ln, fn, _ in hits] == [("sleep-in-atomic", 23, "run_classic")]
+
+
+def test_a_files_own_macro_is_no_call_of_a_function_elsewhere() -> None:
+    """`STORE(v)` in a file that #defines STORE() is its macro, not store.c's sleeping
+    STORE(); a file without the macro calls the function; a macro standing in for the file's
+    own function in one configuration leaves the call to that function."""
+    doc = check_json(ROOT / "macro_shadow")
+    got = sorted((Path(f["file"]).name, f["line"], f["function"]) for f in doc["findings"])
+    assert got == [("twin.c", 20, "twin_put"), ("user.c", 11, "user_put")]

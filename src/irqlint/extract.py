@@ -70,6 +70,7 @@ class FileContext:
     gfp_at: list[int] = field(default_factory=list)  # offsets of "gfp" in any case
     irqs_off_at: list[int] = field(default_factory=list)  # IRQs-off assertions
     reads_at: list[tuple[int, str]] = field(default_factory=list)  # ->field / .field
+    local_macros: frozenset[str] = frozenset()  # function-like macros this file #defines
     forever_at: list[int] | None = None  # `for (;;)`, `while (1)`: on demand
 
     def scan(self) -> None:
@@ -77,9 +78,23 @@ class FileContext:
         self.gfp_at = _find_all(text.lower(), b"gfp")
         if any(w in text for w in self.kb.irqs_off_words):
             self.irqs_off_at = [m.start() for m in self.kb.irqs_off_re.finditer(text)]
+        self.local_macros = _local_macros(self.source)
         if "sharing" in self.families:
             self.reads_at = [(m.start(), m.group(1).decode())
                              for m in _FIELD_READ.finditer(text)]
+
+
+_FN_MACRO = re.compile(rb"define[ \t]+([A-Za-z_]\w*)\(")
+
+
+def _local_macros(source: bytes) -> frozenset[str]:
+    """Names of the function-like macros a file defines itself (`#define STORE(v) ...`)."""
+    out = set()
+    for m in _FN_MACRO.finditer(source):
+        ls = source.rfind(b"\n", 0, m.start()) + 1
+        if source[ls:m.start()].strip(b" \t#") == b"" and b"#" in source[ls:m.start()]:
+            out.add(m.group(1).decode())
+    return frozenset(out)
 
 
 def _find_all(text: bytes, word: bytes) -> list[int]:
@@ -336,6 +351,9 @@ def extract_file(path: str, source: bytes, kb: KnowledgeBase, wrappers: Wrappers
         pf.callees = {t for _, t in pf.names}
         pending.append(pf)
 
+    # a macro of this file named like one of its functions stands in for it in some
+    # configurations only (#ifdef alternatives): its calls stay calls
+    ctx.local_macros -= {pf.name for pf in pending}
     for pf in _callee_first(pending):
         facts.functions.append(_finish_function(pf, ctx, assigns))
         if "keys" in families:
@@ -471,6 +489,8 @@ def _finish_function(pf: _PendingFunction, ctx: FileContext, assigns: _Buckets) 
     # arguments are kept for known APIs, and wherever a gfp mask is passed on
     gfp_here = bool(gfp_params) or within(ctx.gfp_at, body.start_byte, body.end_byte)
     for n, name in pf.names:
+        if name in ctx.local_macros and name not in keep:
+            continue  # the file's own macro: no call of a function of that name elsewhere
         sp = n.start_point
         if name not in keep and not gfp_here:
             calls.append(Call(name, "", sp[0] + 1, sp[1] + 1))
