@@ -351,7 +351,7 @@ class _Resolver:
         if hit:
             return tuple(hit[:1])  # #ifdef twins: one body stands for the name
         if folder is None:
-            folder = os.path.dirname(path)
+            folder = place(path).dir
         # what follows depends on the file's directory and its _32/_64 width only
         ckey = (folder, place(path).width)
         cache = self._cache.get(ckey)
@@ -462,7 +462,7 @@ class _Linker:
         summaries travel from.  `memo`: names already resolved for fn's file."""
         funcs, res, known = self.funcs, self.res, self.res.known
         held = {(ln, col): h for ln, col, h in fn.held} if fn.held else _NO_HELD
-        folder = os.path.dirname(fn.file)
+        folder = place(fn.file).dir
         ops = {(op.line, op.col) for op in fn.lock_ops} if fn.lock_ops else _NO_OPS
         out: list[Site] = []
         active: list[Site] = []
