@@ -32,7 +32,7 @@ from .ir import (
 )
 from .kb import KnowledgeBase
 from .lockexpr import base_type, lock_class, normalise
-from .macros import Wrappers
+from .macros import Wrappers, function_macros
 from .normalize import Normalized, blank_alternatives, code_before, normalize
 from .parse import captures, parse
 
@@ -78,23 +78,11 @@ class FileContext:
         self.gfp_at = _find_all(text.lower(), b"gfp")
         if any(w in text for w in self.kb.irqs_off_words):
             self.irqs_off_at = [m.start() for m in self.kb.irqs_off_re.finditer(text)]
-        self.local_macros = _local_macros(self.source)
+        # function-like macros this file defines itself (`#define STORE(v) ...`)
+        self.local_macros = frozenset(m.group(1).decode() for m in function_macros(self.source))
         if "sharing" in self.families:
             self.reads_at = [(m.start(), m.group(1).decode())
                              for m in _FIELD_READ.finditer(text)]
-
-
-_FN_MACRO = re.compile(rb"define[ \t]+([A-Za-z_]\w*)\(")
-
-
-def _local_macros(source: bytes) -> frozenset[str]:
-    """Names of the function-like macros a file defines itself (`#define STORE(v) ...`)."""
-    out = set()
-    for m in _FN_MACRO.finditer(source):
-        ls = source.rfind(b"\n", 0, m.start()) + 1
-        if source[ls:m.start()].strip(b" \t#") == b"" and b"#" in source[ls:m.start()]:
-            out.add(m.group(1).decode())
-    return frozenset(out)
 
 
 def _find_all(text: bytes, word: bytes) -> list[int]:
@@ -473,8 +461,6 @@ def _callee_first(pending: list[_PendingFunction]) -> list[_PendingFunction]:
                 state[nxt] = 1
                 stack.append((nxt, iter(sorted({c for pf in by_name[nxt] for c in pf.callees}))))
     return order
-
-
 
 
 def _finish_function(pf: _PendingFunction, ctx: FileContext, assigns: _Buckets) -> Function:
