@@ -192,7 +192,7 @@ class _Builder:
                 argv = [_text(a) for a in args.named_children if a.type != "comment"]
                 subst = dict(zip(params, argv, strict=False))
                 if eff.unknown:
-                    lost = frozenset(self.unalias(_substitute(e, subst)) for e in eff.unknown)
+                    lost = _unknown_at(summ, argv, self.alias)
                     self.forgotten |= lost
                     out.append(("forget", lost))
                 for expr, kind in eff.releases:
@@ -677,7 +677,7 @@ def _aliases(pf: _PendingFunction) -> dict[str, tuple[str, bool]]:
             if writes is None:
                 writes = _all_writes(body)
             before = len(raw[:dd.start_byte - pf.body.start_byte].decode("utf-8", "replace"))
-            if sum(1 for _ in writes.get(name, ())) != 1 or any(
+            if len(writes.get(name, ())) != 1 or any(
                     end <= before for end in writes.get(root.group(1), ())):
                 continue
             out[name] = (normalise(v), v.startswith("&"))
@@ -1347,8 +1347,7 @@ def _effect(run: _Run, pf: _PendingFunction, ctx: FileContext,
     params = {p for p, _ in pf.params if p}
 
     def over_params(expr: str) -> bool:
-        root = _root(expr)
-        return bool(root) and (root in params or root not in pf.env)
+        return _over_params(expr, params, pf.env)
 
     meant_to_hold = bool(ctx.kb.lock_function_re.search(pf.name)) or any(
         k in ("acquires", "cond_acquires") for k, _ in pf.annotations)
@@ -1451,7 +1450,6 @@ def _only_forgets(pf: _PendingFunction, ctx: FileContext) -> LockEffect | None:
             lost_by[name] = summ
     ctx.noreturn[pf.name] = False
     alias = _aliases(pf)
-    unalias = _Builder.unalias_with
     params = {p for p, _ in pf.params if p}
     lost: set[str] = set()
     for fnode, name in pf.names:
@@ -1461,14 +1459,21 @@ def _only_forgets(pf: _PendingFunction, ctx: FileContext) -> LockEffect | None:
         if summ is None or args is None:
             continue
         argv = [_text(a) for a in args.named_children if a.type != "comment"]
-        subst = dict(zip(summ[0], argv, strict=False))
-        lost.update(unalias(alias, _substitute(e, subst)) for e in summ[1].unknown)
+        lost |= _unknown_at(summ, argv, alias)
+    return LockEffect((), (), tuple(sorted(e for e in lost if _over_params(e, params, pf.env))))
 
-    def over_params(expr: str) -> bool:
-        root = _root(expr)
-        return bool(root) and (root in params or root not in pf.env)
 
-    return LockEffect((), (), tuple(sorted(e for e in lost if over_params(e))))
+def _over_params(expr: str, params: set[str], env: dict[str, str]) -> bool:
+    """A lock a caller can name: off a parameter, or not off a local (a global)."""
+    root = _root(expr)
+    return bool(root) and (root in params or root not in env)
+
+
+def _unknown_at(summ: tuple[tuple[str, ...], LockEffect], argv: list[str],
+                alias: dict[str, tuple[str, bool]]) -> frozenset[str]:
+    """The locks a callee's summary leaves unknown, named as at the call site."""
+    subst = dict(zip(summ[0], argv, strict=False))
+    return frozenset(_Builder.unalias_with(alias, _substitute(e, subst)) for e in summ[1].unknown)
 
 
 def analyse(pf: _PendingFunction, ctx: FileContext
