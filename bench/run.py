@@ -45,7 +45,7 @@ def run(tree: str, cache: str, jobs: int, out: str) -> dict[str, float]:
     t = time.perf_counter()
     p = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.perf_counter() - t
-    if p.returncode not in (0, 1):
+    if p.returncode not in (0, 1) or not os.path.exists(out):
         sys.exit(f"bench: irqlint failed ({p.returncode}): {p.stderr[-2000:]}")
     rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", p.stderr).group(1))
     doc = json.load(open(out))
