@@ -128,7 +128,9 @@ class Wait(NamedTuple):
 class Program:
     kb: KnowledgeBase
     funcs: list[Function] = field(default_factory=list)
-    sites: list[tuple[Site, ...]] = field(default_factory=list)
+    # every call site of a function, built when first asked for (only the checkers that are
+    # off by default walk sites with nothing held and nothing known behind them)
+    sites: Any = field(default_factory=list)
     # the sites a summary reads (resolved, a known API, or a lock operation), and the sites
     # with something held: what the summaries and the site checkers walk
     active: list[tuple[Site, ...]] = field(default_factory=list)
@@ -495,6 +497,73 @@ class _Linker:
         return tuple(out), tuple(active), tuple(at_held), sorted(nexts)
 
 
+    def scan(self, fn: Function, i: int, memo: dict[str, tuple[int, ...]],
+             callers: list[list[tuple[int, int]]], irq_calls: set[tuple[int, int]]
+             ) -> tuple[tuple[Site, ...], tuple[Site, ...], list[int], list[int]]:
+        """What a whole build keeps of function i's call sites (sites() gives them all): it
+        adds i's calls to the callers and IRQs-off tables itself and makes a Site record
+        only for a call a summary or a checker reads; returns the sites a summary reads,
+        those with something held, the callees summaries travel from, every callee."""
+        funcs, res, known = self.funcs, self.res, self.res.known
+        held = {(ln, col): h for ln, col, h in fn.held} if fn.held else None
+        folder = place(fn.file).dir
+        ops = {(op.line, op.col) for op in fn.lock_ops} if fn.lock_ops else None
+        active: list[Site] = []
+        at_held: list[Site] = []
+        nexts: set[int] = set()
+        fwd: set[int] = set()
+        for si, c in enumerate(fn.calls):
+            if c.callee:
+                callees = memo.get(c.callee)
+                if callees is None:
+                    callees = memo[c.callee] = res.name(c.callee, fn.file, folder)
+                how = "direct"
+            else:
+                callees, how = self.via_targets(c.via)
+                callees = tuple(t for t in callees if same_build(fn.file, funcs[t].file))
+            h = held.get((c.line, c.col), ()) if held else ()
+            if callees:
+                if how == "typed" and len(callees) > TYPED_MAX:
+                    how = "wide"
+                elif how in _PROPAGATING:
+                    nexts.update(callees)
+                for t in callees:
+                    callers[t].append((i, si))
+                fwd.update(callees)
+                if h and any(k == "irq" for _, k, _ in h):
+                    irq_calls.add((i, si))
+                site = Site(c, h, callees, how)
+                active.append(site)
+            elif c.callee in known or (ops and (c.line, c.col) in ops):
+                site = Site(c, h, callees, "")
+                active.append(site)
+            elif h:
+                site = Site(c, h, callees, "")
+            else:
+                continue
+            if h:
+                at_held.append(site)
+        return tuple(active), tuple(at_held), sorted(nexts), sorted(fwd)
+
+
+class _AllSites:
+    """Program.sites of a whole build: a function's call sites, resolved when first asked
+    for, as sites() resolves them."""
+
+    def __init__(self, link: _Linker) -> None:
+        self.link = link
+        self.got: dict[int, tuple[Site, ...]] = {}
+
+    def __getitem__(self, f: int) -> tuple[Site, ...]:
+        got = self.got.get(f)
+        if got is None:
+            got = self.got[f] = self.link.sites(self.link.funcs[f], {})[0]
+        return got
+
+    def __len__(self) -> int:
+        return len(self.link.funcs)
+
+
 def merge_links(prog: Program, files: list[Links]) -> None:
     """The tree-wide tables of stored pointers and registered callbacks, in file order."""
     prog.stored, prog.registered = {}, {}
@@ -509,20 +578,15 @@ def merge_links(prog: Program, files: list[Links]) -> None:
             prog.registered.setdefault(t, []).append(rg)
 
 
-def add_calls(prog: Program, i: int, sites: tuple[Site, ...], in_order: bool = False
-              ) -> list[int]:
+def add_calls(prog: Program, i: int, sites: tuple[Site, ...]) -> list[int]:
     """Function i's calls into the callers table (kept sorted) and the IRQs-off call table;
-    returns every function i may call.  `in_order`: no function after i was added yet (the
-    whole build), so appending keeps the table sorted."""
+    returns every function i may call (a whole build does this in _Linker.scan)."""
     fwd: set[int] = set()
     callers = prog.callers
     for si, site in enumerate(sites):
         if site.callees:
             for t in site.callees:
-                if in_order:
-                    callers[t].append((i, si))
-                else:
-                    bisect.insort(callers[t], (i, si))
+                bisect.insort(callers[t], (i, si))
             fwd.update(site.callees)
             if site.held and any(k == "irq" for _, k, _ in site.held):
                 prog.irq_calls.add((i, si))
@@ -551,15 +615,16 @@ def build(facts: list[FileFacts], kb: KnowledgeBase) -> Program:
     prog.callers = [[] for _ in range(n)]
     memo: dict[str, tuple[int, ...]] = {}
     memo_file = ""
+    callers, irq_calls = prog.callers, prog.irq_calls
     for i, fn in enumerate(funcs):
         if fn.file != memo_file:  # a file's functions are contiguous
             memo_file, memo = fn.file, {}
-        out, active, at_held, nexts = link.sites(fn, memo)
-        prog.sites.append(out)
+        active, at_held, nexts, fwd = link.scan(fn, i, memo, callers, irq_calls)
         prog.active.append(active)
         prog.held_sites.append(at_held)
         prog.succ.append(nexts)
-        prog.fwd.append(add_calls(prog, i, out, in_order=True))
+        prog.fwd.append(fwd)
+    prog.sites = _AllSites(link)
     prog.structs = structs
     prog.keyed = frozenset(x for fn in funcs for c in fn.keyed if identified(c)
                            for x in _nested_classes(c, structs))
