@@ -857,7 +857,6 @@ class _Summariser:
     def __init__(self, prog: Program) -> None:
         self.prog = prog
         self.waits = prog.kb.section("waits")["waits"]
-        self.known = prog.sleepers | frozenset(prog.gfp.alloc) | frozenset(self.waits)
         self.tests = frozenset(prog.kb.section("sleep").get("blocking_tests", ()))
         self._local: dict[int, tuple[dict[str, Acq], dict[tuple[int, int], frozenset[str]]]] = {}
 
@@ -897,19 +896,20 @@ class _Summariser:
         wl: list[Wait] = []
         ops_at = acquires_at(fn) if fn.lock_ops else {}
         seen: set[int] = set()
-        known, waits, gfp_alloc = self.known, self.waits, prog.gfp.alloc
+        waits, gfp_alloc, sleepers = self.waits, prog.gfp.alloc, prog.sleepers
         atomic_kinds = prog.atomic_kinds
-        for site in active:  # not a macro, not a function outside the tree
+        p_sleep, p_param = prog.sleep, prog.sleep_param
+        for site in active:  # resolved, a known API, or a lock operation
             c = site.call
             callees = site.callees
-            if not callees and c.callee not in known and not (
-                    ops_at and (c.line, c.col) in ops_at):
-                continue  # a lock release through a wrapper
-            prop = site.propagates
+            prop = site.how in _PROPAGATING
             # may it sleep here?  (once a sleep is known, only conditional sleeps
-            # through gfp parameters still matter)
-            if sleep is None or c.callee in gfp_alloc or (
-                    prop and any(prog.sleep_param[t] for t in callees)):
+            # through gfp parameters still matter; a call that cannot sleep is told
+            # apart without asking site_sleep)
+            if (sleep is None and (
+                    c.callee in sleepers or (ops_at and (c.line, c.col) in ops_at) or (
+                        prop and any(p_sleep[t] is not None or p_param[t] for t in callees)))
+                    ) or c.callee in gfp_alloc or (prop and any(p_param[t] for t in callees)):
                 here, deps = site_sleep(prog, site, fn, ops_at)
                 if deps:
                     for k, sp in deps.items():
