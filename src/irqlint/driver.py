@@ -149,18 +149,14 @@ def _map(fn: Any, items: list[Any], jobs: int, init_args: tuple[Any, ...],
     return out
 
 
-def _load_back(jobs1: list[tuple[str, str, str | None, bool]],
-               summaries: dict[str, FileSummary], facts: dict[str, FileFacts]) -> None:
-    """The full facts of files the workers extracted, read back from the cache."""
-    for f, key, root, _ in jobs1:
-        if f in summaries and f not in facts:
-            hit = Cache(root).get(key, True)
-            if hit is not None and isinstance(hit[1], FileFacts):
-                facts[f] = hit[1]
-            else:  # the entry could not be written or read back: extract it here
-                got = _phase1((f, key, None, True))[2]
-                if got is not None:
-                    facts[f] = got
+def _load_back(job: tuple[str, str, str | None, bool]) -> FileFacts | None:
+    """The full facts of a file a worker extracted, read back from the cache."""
+    f, key, root, _ = job
+    hit = Cache(root).get(key, True)
+    if hit is not None and isinstance(hit[1], FileFacts):
+        return hit[1]
+    # the entry could not be written or read back: extract it here
+    return _phase1((f, key, None, True))[2]
 
 
 def detect_profile(paths: list[str]) -> str:
@@ -345,22 +341,34 @@ def load(plan: Plan, opts: Options) -> Analysis:
     seconds["cache-load"] = time.perf_counter() - t
     cached = len(summaries)
     t = time.perf_counter()
-    with Progress("analysing", len(jobs1), show) as prog:
-        init = (kb, wrappers, opts.max_file_size, opts.families)
+    init = (kb, wrappers, opts.max_file_size, opts.families)
+    # the full facts a worker stored are read back as soon as it is done with the file:
+    # this process has nothing else to do while the workers run
+    back = {job[0]: job for job in jobs1} if full else {}
+    waited = 0.0
+    _init_worker(*init)  # what _load_back needs if it has to extract a file itself
+    with Progress("analysing", len(jobs1), show) as prog, gc_paused():
         for path, res, ff in _map(_phase1, jobs1, jobs, init, prog):
             if isinstance(res, str):
                 skipped.append((path, res))
-            else:
-                summaries[path] = res
-                if ff is not None:
-                    facts[path] = ff
-    seconds["extract"] = time.perf_counter() - t
+                continue
+            summaries[path] = res
+            if ff is None and path in back:
+                w = time.perf_counter()
+                ff = _load_back(back[path])
+                waited += time.perf_counter() - w
+            if ff is not None:
+                facts[path] = ff
+    seconds["extract"] = time.perf_counter() - t - waited
     if full:
         t = time.perf_counter()
-        _init_worker(kb, wrappers, opts.max_file_size, opts.families)
         with gc_paused():
-            _load_back(jobs1, summaries, facts)
-        seconds["facts-load"] = time.perf_counter() - t
+            for job in jobs1:
+                if job[0] in summaries and job[0] not in facts:
+                    got = _load_back(job)
+                    if got is not None:
+                        facts[job[0]] = got
+        seconds["facts-load"] = time.perf_counter() - t + waited
     ordered = [summaries[f] for f, _ in plan.keys if f in summaries]
     ordered_facts = [facts[f] for f, _ in plan.keys if f in facts] if full else None
     skipped.sort()
