@@ -71,6 +71,8 @@ class FileContext:
     irqs_off_at: list[int] = field(default_factory=list)  # IRQs-off assertions
     reads_at: list[tuple[int, str]] = field(default_factory=list)  # ->field / .field
     local_macros: frozenset[str] = frozenset()  # function-like macros this file #defines
+    # start byte of a call -> its constant arguments by truth value (see Call.consts)
+    consts_at: dict[int, tuple[tuple[int, bool], ...]] = field(default_factory=dict)
     forever_at: list[int] | None = None  # `for (;;)`, `while (1)`: on demand
 
     def scan(self) -> None:
@@ -294,6 +296,8 @@ def extract_file(path: str, source: bytes, kb: KnowledgeBase, wrappers: Wrappers
     vias = _Buckets(cap.get("call.via", []) + cap.get("call.inner", []))
     decls = _Buckets(cap.get("decl", []))
     assigns = _Buckets(cap.get("assign.lhs", []))
+    flags = _Buckets(cap.get("if.flag", []))
+    ctx.consts_at = _const_args(cap.get("call.const", []))
     t3 = time.perf_counter()
 
     # file-scope designated initializers: .irq_shutdown = shutdown_pirq
@@ -337,6 +341,7 @@ def extract_file(path: str, source: bytes, kb: KnowledgeBase, wrappers: Wrappers
         pf.names = [(n, _text(n)) for n in names.within(body.start_byte, body.end_byte)]
         pf.vias = vias.within(body.start_byte, body.end_byte)
         pf.callees = {t for _, t in pf.names}
+        pf.flags = flags.within(body.start_byte, body.end_byte)
         pending.append(pf)
 
     # a macro of this file named like one of its functions stands in for it in some
@@ -426,6 +431,7 @@ class _PendingFunction:
     names: list[tuple[Node, str]] = field(default_factory=list)  # identifiers called directly
     vias: list[Node] = field(default_factory=list)  # function expressions of other calls
     callees: set[str] = field(default_factory=set)
+    flags: list[Node] = field(default_factory=list)  # `x` of `if (x)` and `if (!x)`
     # inconsistent-locking (``sharing``): declarations of the body; shared writes (start byte,
     # line) for the lock engine; line -> "l"/"f" for local / fresh-object writes; what the
     # engine saw at each shared write and at calls reached with a lock on some paths only
@@ -474,31 +480,38 @@ def _finish_function(pf: _PendingFunction, ctx: FileContext, assigns: _Buckets) 
     keyed: set[str] = set()
     # arguments are kept for known APIs, and wherever a gfp mask is passed on
     gfp_here = bool(gfp_params) or within(ctx.gfp_at, body.start_byte, body.end_byte)
+    flag_ranges = _flag_ranges(pf, assigns) if pf.flags else []
+    consts_at = ctx.consts_at
     for n, name in pf.names:
         if name in ctx.local_macros and name not in keep:
             continue  # the file's own macro: no call of a function of that name elsewhere
         sp = n.start_point
-        if name not in keep and not gfp_here:
-            calls.append(Call(name, "", sp[0] + 1, sp[1] + 1))
-            continue
-        args = n.parent.child_by_field_name("arguments") if n.parent is not None else None
-        if name in keep or (args is not None and (
-                within(ctx.gfp_at, args.start_byte, args.end_byte) or (gfp_params and any(
-                    a.type == "identifier" and _text(a) in gfp_params
-                    for a in args.named_children)))):
-            argv = tuple(" ".join(_text(a).split()) for a in args.named_children
-                         if a.type != "comment") if args is not None else ()
-            calls.append(Call(name, "", sp[0] + 1, sp[1] + 1, argv))
-            if name in keyers and argv:
-                keyed.add(lock_class(normalise(argv[0]), pf.env, ctx.globals_, ctx.structs,
-                                     ctx.path))
-            for spec in kb.registrations.get(name, ()):
-                if spec["arg"] < len(argv):
-                    target = argv[spec["arg"]].lstrip("&").strip("() ")
-                    if re.fullmatch(r"[A-Za-z_]\w*", target):
-                        regs.append(Registration(name, spec["role"], target, sp[0] + 1, argv))
-        else:
-            calls.append(Call(name, "", sp[0] + 1, sp[1] + 1))
+        argv: tuple[str, ...] = ()
+        if name in keep or gfp_here:
+            args = n.parent.child_by_field_name("arguments") if n.parent is not None else None
+            if args is not None and (name in keep or within(
+                    ctx.gfp_at, args.start_byte, args.end_byte) or (gfp_params and any(
+                        a.type == "identifier" and _text(a) in gfp_params
+                        for a in args.named_children))):
+                argv = tuple(" ".join(_text(a).split()) for a in args.named_children
+                             if a.type != "comment")
+                if name in keyers and argv:
+                    keyed.add(lock_class(normalise(argv[0]), pf.env, ctx.globals_,
+                                         ctx.structs, ctx.path))
+                for spec in kb.registrations.get(name, ()):
+                    if spec["arg"] < len(argv):
+                        target = argv[spec["arg"]].lstrip("&").strip("() ")
+                        if re.fullmatch(r"[A-Za-z_]\w*", target):
+                            regs.append(Registration(name, spec["role"], target, sp[0] + 1,
+                                                     argv))
+        if flag_ranges or consts_at:
+            at = n.start_byte  # a direct call starts with its callee's name
+            guard = _guard_at(flag_ranges, at) if flag_ranges else ()
+            consts = consts_at.get(at, ()) if name not in keep else ()
+            if guard or consts:
+                calls.append(Call(name, "", sp[0] + 1, sp[1] + 1, argv, guard, consts))
+                continue
+        calls.append(Call(name, "", sp[0] + 1, sp[1] + 1, argv))
     for v in pf.vias:
         if v.type == "call_expression":
             continue  # guard(...)(...): a lock operation, not a call through a pointer
@@ -506,7 +519,10 @@ def _finish_function(pf: _PendingFunction, ctx: FileContext, assigns: _Buckets) 
         # `desc->chip->irq_shutdown` -> `irq_desc::chip->irq_shutdown` when desc is typed: the
         # program phase walks the remaining hops through every file's struct definitions
         via = lock_class(normalise(_text(v)), pf.env, ctx.globals_, ctx.structs, ctx.path)
-        calls.append(Call("", via, sp[0] + 1, sp[1] + 1))
+        at = v.start_byte
+        calls.append(Call("", via, sp[0] + 1, sp[1] + 1, (),
+                          _guard_at(flag_ranges, at) if flag_ranges else (),
+                          consts_at.get(at, ()) if consts_at else ()))
     calls.sort(key=lambda c: (c.line, c.col))
 
     field_writes: list[FieldWrite] = []
@@ -558,6 +574,83 @@ def _finish_function(pf: _PendingFunction, ctx: FileContext, assigns: _Buckets) 
         keyed=tuple(sorted(keyed)),
         const_return=_const_return(ctx.text[body.start_byte:body.end_byte]),
     )
+
+
+_INT = re.compile(r"(0[xX][0-9a-fA-F]+|\d+)[uUlL]*")
+
+
+def _const_args(nodes: list[Node]) -> dict[int, tuple[tuple[int, bool], ...]]:
+    """Start byte of each call with constant arguments -> (argument index, truth value)."""
+    out: dict[int, tuple[tuple[int, bool], ...]] = {}
+    for n in nodes:
+        al = n.parent
+        call = al.parent if al is not None else None
+        if al is None or call is None or call.type != "call_expression" \
+                or call.start_byte in out:
+            continue
+        got = []
+        i = 0
+        for a in al.named_children:
+            t = a.type
+            if t == "comment":
+                continue
+            if t == "true":
+                got.append((i, True))
+            elif t in ("false", "null"):
+                got.append((i, False))
+            elif t == "number_literal":
+                m = _INT.fullmatch(_text(a))
+                if m is not None:
+                    got.append((i, int(m.group(1), 0) != 0))
+            i += 1
+        out[call.start_byte] = tuple(got)
+    return out
+
+
+def _flag_ranges(pf: _PendingFunction, assigns: _Buckets) -> list[tuple[int, int, int, bool]]:
+    """(start, end, parameter index, truth value): where the body runs only when one of its
+    parameters, never assigned in it, tests true or false (`if (wait) ...`, `if (!wait)
+    return 0;` and the rest of that block)."""
+    index = {p: i for i, (p, _) in enumerate(pf.params) if p}
+    body = pf.body
+    written = {_text(lhs) for lhs in assigns.within(body.start_byte, body.end_byte)
+               if lhs.type == "identifier"}
+    out: list[tuple[int, int, int, bool]] = []
+    for flag in pf.flags:
+        name = _text(flag)
+        k = index.get(name)
+        if k is None or name in written:
+            continue
+        cond = flag.parent
+        want = True
+        if cond is not None and cond.type == "unary_expression":
+            want, cond = False, cond.parent
+        stmt = cond.parent if cond is not None else None
+        if stmt is None or stmt.type != "if_statement":
+            continue
+        cons = stmt.child_by_field_name("consequence")
+        alt = stmt.child_by_field_name("alternative")
+        if cons is not None:
+            out.append((cons.start_byte, cons.end_byte, k, want))
+        if alt is not None:
+            out.append((alt.start_byte, alt.end_byte, k, not want))
+        elif cons is not None and _jumps(cons):
+            block = stmt.parent
+            if block is not None and block.type == "compound_statement":
+                out.append((stmt.end_byte, block.end_byte, k, not want))
+    return out
+
+
+def _jumps(n: Node) -> bool:
+    """A statement that never falls through: a return or goto, or a block ending in one."""
+    if n.type == "compound_statement":
+        kids = [c for c in n.named_children if c.type != "comment"]
+        return bool(kids) and kids[-1].type in ("return_statement", "goto_statement")
+    return n.type in ("return_statement", "goto_statement")
+
+
+def _guard_at(ranges: list[tuple[int, int, int, bool]], at: int) -> tuple[tuple[int, bool], ...]:
+    return tuple(sorted({(k, w) for s, e, k, w in ranges if s <= at < e}))
 
 
 def _const_return(body: bytes) -> str:

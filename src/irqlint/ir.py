@@ -35,6 +35,11 @@ class Call(NamedTuple):
     line: int
     col: int
     args: tuple[str, ...] = ()
+    # the caller's flag parameters the call is reached under: (parameter index, true?) for
+    # each `if (flag)` / `if (!flag)` around it or returned on before it
+    guard: tuple[tuple[int, bool], ...] = ()
+    # arguments that are constants, by truth value: (argument index, true?) for `f(x, false)`
+    consts: tuple[tuple[int, bool], ...] = ()
 
 
 class LockOp(NamedTuple):

@@ -20,6 +20,10 @@ FACTS_QUERY = """
 (assignment_expression left: (_) @assign.lhs)
 (initializer_pair designator: (field_designator (field_identifier)) value: (identifier) @init.value)
 (struct_specifier body: (field_declaration_list)) @struct
+(if_statement condition: (parenthesized_expression (identifier) @if.flag))
+(if_statement condition: (parenthesized_expression
+  (unary_expression operator: "!" argument: (identifier) @if.flag)))
+(argument_list [(true) (false) (null) (number_literal)] @call.const)
 """
 
 _QUERIES = {

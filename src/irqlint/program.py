@@ -63,6 +63,27 @@ def show(cls: str) -> str:
     return cls
 
 
+# (parameter index, truth value) pairs: a summary's event happens only when the function's
+# flag parameters test so (`if (wait) msleep(1)`); a call with a constant argument that says
+# otherwise does not reach it
+Needs = tuple[tuple[int, bool], ...]
+
+
+def reaches(needs: Needs, call: Call) -> bool:
+    """Whether a callee's event that needs `needs` can happen through `call`: no constant
+    argument of the call says otherwise."""
+    if not needs or not call.consts:
+        return True
+    consts = dict(call.consts)
+    return all(consts.get(j, w) == w for j, w in needs)
+
+
+def dead(guard: Needs) -> bool:
+    """A call under contradicting tests of one flag (`if (!wait) return; ... else` of
+    `if (wait)`) is never made."""
+    return len({k for k, _ in guard}) < len(guard)
+
+
 class Site(NamedTuple):
     """A call site with what is held there, and where it may go."""
 
@@ -91,6 +112,7 @@ class Acq(NamedTuple):
     # caller locks this function (or one below it) has released when the lock is taken:
     # a caller holding one of them does not hold it then (vgic_queue_irq_unlock)
     dropped: frozenset[str] = frozenset()
+    needs: Needs = ()  # only when these flag parameters test so (see Call.guard)
 
 
 class Sleep(NamedTuple):
@@ -101,6 +123,7 @@ class Sleep(NamedTuple):
     # caller locks let go of before the sleep (maple tree's mas_nomem unlocks the tree
     # around its blocking allocation): a caller holding only those does not sleep holding them
     dropped: frozenset[str] = frozenset()
+    needs: Needs = ()  # only when these flag parameters test so (see Call.guard)
 
 
 class Reg(NamedTuple):
@@ -122,6 +145,7 @@ class Wait(NamedTuple):
     callee: int
     depth: int
     dropped: frozenset[str] = frozenset()  # caller locks let go before the wait (b43)
+    needs: Needs = ()  # only when these flag parameters test so (see Call.guard)
 
 
 @dataclass(slots=True)
@@ -825,10 +849,10 @@ def site_sleep(
         if prog.conditional_sleep[t]:
             continue  # the caller chooses (sleep_ok, atomic ...): usually not to sleep
         s = prog.sleep[t]
-        if s is not None and s.depth < MAX_DEPTH:
+        if s is not None and s.depth < MAX_DEPTH and reaches(s.needs, c):
             return Sleep(c.line, t, s.what, s.depth + 1, s.dropped), deps
         for j, sp in sorted(prog.sleep_param[t].items()):
-            if j < len(c.args) and sp.depth < MAX_DEPTH:
+            if j < len(c.args) and sp.depth < MAX_DEPTH and reaches(sp.needs, c):
                 k = gfp.classify(c.args[j], fn)
                 if k == "sleep":
                     return Sleep(c.line, t, sp.what, sp.depth + 1, sp.dropped), deps
@@ -870,12 +894,15 @@ class _Summariser:
         a: dict[str, Acq] = {}
         drops = {(ln, col): frozenset(c for c, k, _ in h if k[:1] == "-")
                  for ln, col, h in fn.held if any(k[:1] == "-" for _, k, _ in h)}
+        guards = {(c.line, c.col): c.guard for c in fn.calls if c.guard} if fn.lock_ops else {}
         for op in fn.lock_ops:
             if op.op == "release" or op.kind in NOT_LOCKS or not identified(op.cls):
                 continue
-            if op.cls not in a:
+            g = guards.get((op.line, op.col), ()) if guards else ()
+            old = a.get(op.cls)
+            if (old is None or (old.needs and not g)) and not dead(g):
                 a[op.cls] = Acq(op.kind, op.line, -1, 0, op.op == "trylock", op.api,
-                                drops.get((op.line, op.col), frozenset()))
+                                drops.get((op.line, op.col), frozenset()), g)
         got = self._local[f] = (a, drops)
         return got
 
@@ -895,18 +922,21 @@ class _Summariser:
         cands: dict[int, list[Sleep]] = {}  # gfp parameter -> the sleeps that follow it
         wl: list[Wait] = []
         ops_at = acquires_at(fn) if fn.lock_ops else {}
-        seen: set[int] = set()
+        seen: set[object] = set()
         waits, gfp_alloc, sleepers = self.waits, prog.gfp.alloc, prog.sleepers
         atomic_kinds = prog.atomic_kinds
         p_sleep, p_param = prog.sleep, prog.sleep_param
         for site in active:  # resolved, a known API, or a lock operation
             c = site.call
+            g = c.guard
+            if g and dead(g):
+                continue
             callees = site.callees
             prop = site.how in _PROPAGATING
             # may it sleep here?  (once a sleep is known, only conditional sleeps
-            # through gfp parameters still matter; a call that cannot sleep is told
-            # apart without asking site_sleep)
-            if (sleep is None and (
+            # through gfp parameters, or one that needs no flag, still matter; a call that
+            # cannot sleep is told apart without asking site_sleep)
+            if ((sleep is None or (sleep.needs and not g)) and (
                     c.callee in sleepers or (ops_at and (c.line, c.col) in ops_at) or (
                         prop and any(p_sleep[t] is not None or p_param[t] for t in callees)))
                     ) or c.callee in gfp_alloc or (prop and any(p_param[t] for t in callees)):
@@ -917,36 +947,45 @@ class _Summariser:
                 # an atomic site is a finding here, not a summary; a function that
                 # drops its caller's lock around a sleep (pci_wait_cfg) does not sleep
                 # under that lock
-                if here is not None and sleep is None and not any(
-                        (k in atomic_kinds and prog.canon(c) not in here.dropped)
-                        or k[:1] == "-" for c, k, _ in site.held):
+                if here is not None and (sleep is None or (sleep.needs and not g)) and not any(
+                        (k in atomic_kinds and prog.canon(x) not in here.dropped)
+                        or k[:1] == "-" for x, k, _ in site.held):
                     sleep = _own_drops(prog, here, site.held)
+                    if g:
+                        sleep = sleep._replace(needs=g)
             if c.callee in waits:
                 if len(wl) < MAX_WAITS:
-                    wl.append(direct_wait(waits, c, drops.get((c.line, c.col), _EMPTY)
-                                          if drops else _EMPTY))
+                    w = direct_wait(waits, c, drops.get((c.line, c.col), _EMPTY)
+                                    if drops else _EMPTY)
+                    wl.append(w._replace(needs=g) if g else w)
                 continue
             if not prop:
                 continue
             for t in callees:
-                if t in seen:
-                    continue  # the first call of a callee speaks for the others
-                seen.add(t)
+                # the first call of a callee speaks for the others made with the same
+                # constant arguments under the same flags
+                key = (t, c.consts, g) if c.consts or g else t
+                if key in seen:
+                    continue
+                seen.add(key)
                 tw = prog.waits[t]
                 if tw and len(wl) < MAX_WAITS:
                     here_drops = drops.get((c.line, c.col), _EMPTY) if drops else _EMPTY
                     for w in tw:
-                        if len(wl) < MAX_WAITS and w.depth < MAX_DEPTH and all(
-                                x.api != w.api for x in wl):
+                        if len(wl) < MAX_WAITS and w.depth < MAX_DEPTH and reaches(
+                                w.needs, c) and all(x.api != w.api for x in wl):
                             wl.append(Wait(w.api, w.what, w.arg, c.line, t,
-                                           w.depth + 1, w.dropped | here_drops))
+                                           w.depth + 1, w.dropped | here_drops, g))
                 ta = prog.acq[t]
                 if ta and len(acq) < MAX_ACQ:
                     here_drops = drops.get((c.line, c.col), _EMPTY) if drops else _EMPTY
                     for cls, a in ta.items():
-                        if a.depth < MAX_DEPTH and cls not in acq:
+                        if a.depth >= MAX_DEPTH or not reaches(a.needs, c):
+                            continue
+                        old = acq.get(cls)
+                        if old is None or (old.needs and not g):
                             acq[cls] = Acq(a.kind, c.line, t, a.depth + 1, a.trylock,
-                                           a.api, a.dropped | here_drops)
+                                           a.api, a.dropped | here_drops, g)
                             if len(acq) >= MAX_ACQ:
                                 break
         for k, sl in cands.items():

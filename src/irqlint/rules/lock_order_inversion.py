@@ -7,7 +7,16 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from ..findings import Finding, OrderEdge
 from ..ir import NOT_LOCKS, Step
-from ..program import Program, acquires_at, common_dirs, identified, place, program_of, show
+from ..program import (
+    Program,
+    acquires_at,
+    common_dirs,
+    identified,
+    place,
+    program_of,
+    reaches,
+    show,
+)
 from . import Rule, register
 from ._explain import chain_names, cpu_rows, locks_held, two_cpus
 
@@ -108,7 +117,8 @@ def _edges(prog: Program) -> tuple[dict[tuple[str, str], Edge], dict[tuple[str, 
             elif site.propagates:
                 for t in site.callees:
                     for cls, a in prog.acq[t].items():
-                        if not a.trylock and "nested" not in a.api and a.kind != "rwlock_r":
+                        if not a.trylock and "nested" not in a.api and a.kind != "rwlock_r" \
+                                and reaches(a.needs, c):
                             targets.append((cls, a.depth + 1, t, a.api, a.dropped))
             for b, depth, callee, api, dropped in targets:
                 for outer, _, line in held:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from ..findings import Finding
-from ..program import Program, Reg, Wait, direct_wait, program_of, show
+from ..program import Program, Reg, Wait, direct_wait, program_of, reaches, show
 from . import Rule, register
 from ._explain import chain_names, cpu_rows, locks_held, two_cpus
 
@@ -157,7 +157,7 @@ def check(analysis: Analysis) -> Iterator[Finding]:
                 for t in site.callees:
                     wl.extend(
                         Wait(w.api, w.what, w.arg, c.line, t, w.depth + 1, w.dropped)
-                        for w in prog.waits[t]
+                        for w in prog.waits[t] if reaches(w.needs, c)
                     )
             for w in wl:
                 cands, how = matcher.match(w, prog.funcs[prog.wait_site(f, w)].file)

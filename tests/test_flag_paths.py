@@ -1,0 +1,68 @@
+"""A flag argument chooses the path (tests/fixtures/flags): a callee that sleeps, takes a lock
+or waits only under `if (flag)` (or after `if (!flag) return`) does not do so for a caller
+passing a constant that says otherwise; the same call with the other constant is flagged."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import FIXTURES, all_rules_enabled, check_json, expected_markers, found
+
+ROOT = FIXTURES / "flags"
+SRC = ROOT / "flags.c"
+
+
+def _hits(doc: dict) -> list[tuple[str, int, str]]:
+    return sorted((f["rule"], f["line"], f["function"]) for f in doc["findings"]
+                  if Path(f["file"]).name == "flags.c")
+
+
+def _variant(tmp_path: Path, old: str, new: str) -> dict:
+    src = SRC.read_text()
+    assert src.count(old) == 1
+    (tmp_path / "flags.c").write_text(src.replace(old, new))
+    return check_json(tmp_path)
+
+
+def test_flagged_exactly_where_marked() -> None:
+    doc = check_json(ROOT, extra=all_rules_enabled())
+    want = {(r, str(Path(p).resolve()), ln) for r, p, ln in expected_markers(ROOT)}
+    assert found(doc) == want
+
+
+def test_constant_argument_selects_the_sleep() -> None:
+    assert _hits(check_json(SRC)) == [("sleep-in-atomic", 43, "ring_reset_sleepy")]
+
+
+def test_early_return_on_the_flag(tmp_path: Path) -> None:
+    """`if (!apply_now) return -1;` guards the mutex: passing 1 reaches it."""
+    doc = _variant(tmp_path, "ring_apply(r, 0);", "ring_apply(r, 1);")
+    assert ("sleep-in-atomic", 36, "ring_reset_atomic") in _hits(doc)
+
+
+def test_lock_taken_only_without_the_flag(tmp_path: Path) -> None:
+    doc = _variant(tmp_path, "ring_count(r, true);", "ring_count(r, false);")
+    assert [h for h in _hits(doc) if h[0] == "lock-order-inversion"] != []
+
+
+def test_wait_only_with_the_flag(tmp_path: Path) -> None:
+    doc = _variant(tmp_path, "ring_quiesce(r, false);", "ring_quiesce(r, true);")
+    assert ("wait-under-lock", 99, "ring_stop_locked") in _hits(doc)
+    assert ("sleep-in-atomic", 99, "ring_stop_locked") in _hits(doc)
+
+
+def test_guards_and_constants_are_facts() -> None:
+    from irqlint.extract import extract_file
+    from irqlint.kb import KnowledgeBase
+    from irqlint.macros import Wrappers
+
+    kb = KnowledgeBase.load("linux")
+    ff = extract_file(str(SRC), SRC.read_bytes(), kb, Wrappers.build([], set(kb.lock_apis)))
+    calls = {(fn.name, c.callee): c for fn in ff.functions for c in fn.calls}
+    assert calls[("ring_settle", "msleep")].guard == ((1, True),)
+    assert calls[("ring_apply", "mutex_lock")].guard == ((1, True),)  # after the return
+    assert calls[("ring_count", "spin_lock")].guard == ((1, False),)
+    assert calls[("ring_quiesce", "cancel_work")].guard == ((1, False),)  # the else branch
+    assert calls[("ring_reset_atomic", "ring_settle")].consts == ((1, False),)
+    assert calls[("ring_reset_atomic", "ring_apply")].consts == ((1, False),)
+    assert calls[("ring_poll", "ring_count")].consts == ((1, True),)
