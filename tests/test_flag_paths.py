@@ -66,3 +66,17 @@ def test_guards_and_constants_are_facts() -> None:
     assert calls[("ring_reset_atomic", "ring_settle")].consts == ((1, False),)
     assert calls[("ring_reset_atomic", "ring_apply")].consts == ((1, False),)
     assert calls[("ring_poll", "ring_count")].consts == ((1, True),)
+
+
+def test_constant_literals_by_truth_value(tmp_path: Path) -> None:
+    from irqlint.extract import extract_file
+    from irqlint.kb import KnowledgeBase
+    from irqlint.macros import Wrappers
+
+    src = tmp_path / "lits.c"
+    src.write_bytes(b"void f(void) { g(0644, 0x0, 0x10, 0UL, 1u, 00, NULL, true, x); }\n")
+    kb = KnowledgeBase.load("linux")
+    ff = extract_file(str(src), src.read_bytes(), kb, Wrappers.build([], set(kb.lock_apis)))
+    assert ff.functions[0].calls[0].consts == (
+        (0, True), (1, False), (2, True), (3, False), (4, True), (5, False), (6, False),
+        (7, True))

@@ -600,8 +600,10 @@ def _const_args(nodes: list[Node]) -> dict[int, tuple[tuple[int, bool], ...]]:
                 got.append((i, False))
             elif t == "number_literal":
                 m = _INT.fullmatch(_text(a))
-                if m is not None:
-                    got.append((i, int(m.group(1), 0) != 0))
+                if m is not None:  # 0x10, 0644, 1UL: true unless every digit is 0
+                    digits = m.group(1)
+                    got.append((i, digits[2 if digits[:2] in ("0x", "0X") else 0:]
+                                .strip("0") != ""))
             i += 1
         out[call.start_byte] = tuple(got)
     return out
