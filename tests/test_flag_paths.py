@@ -51,14 +51,17 @@ def test_wait_only_with_the_flag(tmp_path: Path) -> None:
     assert ("sleep-in-atomic", 99, "ring_stop_locked") in _hits(doc)
 
 
-def test_guards_and_constants_are_facts() -> None:
+def _facts():  # type: ignore[no-untyped-def]
     from irqlint.extract import extract_file
     from irqlint.kb import KnowledgeBase
     from irqlint.macros import Wrappers
 
     kb = KnowledgeBase.load("linux")
-    ff = extract_file(str(SRC), SRC.read_bytes(), kb, Wrappers.build([], set(kb.lock_apis)))
-    calls = {(fn.name, c.callee): c for fn in ff.functions for c in fn.calls}
+    return extract_file(str(SRC), SRC.read_bytes(), kb, Wrappers.build([], set(kb.lock_apis)))
+
+
+def test_guards_and_constants_are_facts() -> None:
+    calls = {(fn.name, c.callee): c for fn in _facts().functions for c in fn.calls}
     assert calls[("ring_settle", "msleep")].guard == ((1, True),)
     assert calls[("ring_apply", "mutex_lock")].guard == ((1, True),)  # after the return
     assert calls[("ring_count", "spin_lock")].guard == ((1, False),)
@@ -80,3 +83,10 @@ def test_constant_literals_by_truth_value(tmp_path: Path) -> None:
     assert ff.functions[0].calls[0].consts == (
         (0, True), (1, False), (2, True), (3, False), (4, True), (5, False), (6, False),
         (7, True))
+
+
+def test_flag_passed_on_through_a_helper(tmp_path: Path) -> None:
+    calls = {(fn.name, c.callee): c for fn in _facts().functions for c in fn.calls}
+    assert calls[("ring_settle_all", "ring_settle")].passes == ((0, 0), (1, 1))
+    doc = _variant(tmp_path, "ring_settle_all(r, false);", "ring_settle_all(r, true);")
+    assert ("sleep-in-atomic", 112, "ring_flush_atomic") in _hits(doc)

@@ -297,6 +297,7 @@ def extract_file(path: str, source: bytes, kb: KnowledgeBase, wrappers: Wrappers
     decls = _Buckets(cap.get("decl", []))
     assigns = _Buckets(cap.get("assign.lhs", []))
     flags = _Buckets(cap.get("if.flag", []))
+    idargs = _Buckets(cap.get("call.idarg", []))
     ctx.consts_at = _const_args(cap.get("call.const", []))
     t3 = time.perf_counter()
 
@@ -342,6 +343,7 @@ def extract_file(path: str, source: bytes, kb: KnowledgeBase, wrappers: Wrappers
         pf.vias = vias.within(body.start_byte, body.end_byte)
         pf.callees = {t for _, t in pf.names}
         pf.flags = flags.within(body.start_byte, body.end_byte)
+        pf.idargs = idargs.within(body.start_byte, body.end_byte) if params else []
         pending.append(pf)
 
     # a macro of this file named like one of its functions stands in for it in some
@@ -432,6 +434,7 @@ class _PendingFunction:
     vias: list[Node] = field(default_factory=list)  # function expressions of other calls
     callees: set[str] = field(default_factory=set)
     flags: list[Node] = field(default_factory=list)  # `x` of `if (x)` and `if (!x)`
+    idargs: list[Node] = field(default_factory=list)  # identifiers passed as arguments
     # inconsistent-locking (``sharing``): declarations of the body; shared writes (start byte,
     # line) for the lock engine; line -> "l"/"f" for local / fresh-object writes; what the
     # engine saw at each shared write and at calls reached with a lock on some paths only
@@ -480,7 +483,9 @@ def _finish_function(pf: _PendingFunction, ctx: FileContext, assigns: _Buckets) 
     keyed: set[str] = set()
     # arguments are kept for known APIs, and wherever a gfp mask is passed on
     gfp_here = bool(gfp_params) or within(ctx.gfp_at, body.start_byte, body.end_byte)
-    flag_ranges = _flag_ranges(pf, assigns) if pf.flags else []
+    flag_params = _flag_params(pf, assigns) if pf.flags or pf.idargs else {}
+    flag_ranges = _flag_ranges(pf, flag_params) if pf.flags and flag_params else []
+    passes_at = _passed_params(pf, flag_params) if pf.idargs and flag_params else {}
     consts_at = ctx.consts_at
     for n, name in pf.names:
         if name in ctx.local_macros and name not in keep:
@@ -504,12 +509,14 @@ def _finish_function(pf: _PendingFunction, ctx: FileContext, assigns: _Buckets) 
                         if re.fullmatch(r"[A-Za-z_]\w*", target):
                             regs.append(Registration(name, spec["role"], target, sp[0] + 1,
                                                      argv))
-        if flag_ranges or consts_at:
+        if flag_ranges or consts_at or passes_at:
             at = n.start_byte  # a direct call starts with its callee's name
             guard = _guard_at(flag_ranges, at) if flag_ranges else ()
             consts = consts_at.get(at, ()) if name not in keep else ()
-            if guard or consts:
-                calls.append(Call(name, "", sp[0] + 1, sp[1] + 1, argv, guard, consts))
+            passes = passes_at.get(at, ()) if name not in keep else ()
+            if guard or consts or passes:
+                calls.append(Call(name, "", sp[0] + 1, sp[1] + 1, argv, guard, consts,
+                                  passes))
                 continue
         calls.append(Call(name, "", sp[0] + 1, sp[1] + 1, argv))
     for v in pf.vias:
@@ -522,7 +529,7 @@ def _finish_function(pf: _PendingFunction, ctx: FileContext, assigns: _Buckets) 
         at = v.start_byte
         calls.append(Call("", via, sp[0] + 1, sp[1] + 1, (),
                           _guard_at(flag_ranges, at) if flag_ranges else (),
-                          consts_at.get(at, ()) if consts_at else ()))
+                          consts_at.get(at, ()) if consts_at else (), passes_at.get(at, ())))
     calls.sort(key=lambda c: (c.line, c.col))
 
     field_writes: list[FieldWrite] = []
@@ -609,19 +616,46 @@ def _const_args(nodes: list[Node]) -> dict[int, tuple[tuple[int, bool], ...]]:
     return out
 
 
-def _flag_ranges(pf: _PendingFunction, assigns: _Buckets) -> list[tuple[int, int, int, bool]]:
-    """(start, end, parameter index, truth value): where the body runs only when one of its
-    parameters, never assigned in it, tests true or false (`if (wait) ...`, `if (!wait)
-    return 0;` and the rest of that block)."""
-    index = {p: i for i, (p, _) in enumerate(pf.params) if p}
+def _flag_params(pf: _PendingFunction, assigns: _Buckets) -> dict[str, int]:
+    """The parameters the body never assigns, by name -> index: what a test of one says
+    holds for the whole call."""
     body = pf.body
     written = {_text(lhs) for lhs in assigns.within(body.start_byte, body.end_byte)
                if lhs.type == "identifier"}
+    return {p: i for i, (p, _) in enumerate(pf.params) if p and p not in written}
+
+
+def _passed_params(pf: _PendingFunction, index: dict[str, int]
+                   ) -> dict[int, tuple[tuple[int, int], ...]]:
+    """Start byte of each call passing parameters on -> (argument index, parameter index)."""
+    out: dict[int, list[tuple[int, int]]] = {}
+    for n in pf.idargs:
+        k = index.get(_text(n))
+        if k is None:
+            continue
+        al = n.parent
+        call = al.parent if al is not None else None
+        if call is None or call.type != "call_expression" or al is None:
+            continue
+        i = 0
+        for a in al.named_children:
+            if a.start_byte == n.start_byte:
+                out.setdefault(call.start_byte, []).append((i, k))
+                break
+            if a.type != "comment":
+                i += 1
+    return {at: tuple(v) for at, v in out.items()}
+
+
+def _flag_ranges(pf: _PendingFunction, index: dict[str, int]
+                 ) -> list[tuple[int, int, int, bool]]:
+    """(start, end, parameter index, truth value): where the body runs only when one of its
+    parameters, never assigned in it, tests true or false (`if (wait) ...`, `if (!wait)
+    return 0;` and the rest of that block)."""
     out: list[tuple[int, int, int, bool]] = []
     for flag in pf.flags:
-        name = _text(flag)
-        k = index.get(name)
-        if k is None or name in written:
+        k = index.get(_text(flag))
+        if k is None:
             continue
         cond = flag.parent
         want = True

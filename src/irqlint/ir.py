@@ -40,6 +40,9 @@ class Call(NamedTuple):
     guard: tuple[tuple[int, bool], ...] = ()
     # arguments that are constants, by truth value: (argument index, true?) for `f(x, false)`
     consts: tuple[tuple[int, bool], ...] = ()
+    # arguments that are the caller's own parameters, passed on as they are: (argument
+    # index, parameter index) for `g(x, wait)` in `f(x, wait)`
+    passes: tuple[tuple[int, int], ...] = ()
 
 
 class LockOp(NamedTuple):

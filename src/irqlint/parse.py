@@ -24,6 +24,7 @@ FACTS_QUERY = """
 (if_statement condition: (parenthesized_expression
   (unary_expression operator: "!" argument: (identifier) @if.flag)))
 (argument_list [(true) (false) (null) (number_literal)] @call.const)
+(argument_list (identifier) @call.idarg)
 """
 
 _QUERIES = {

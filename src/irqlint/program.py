@@ -78,6 +78,28 @@ def reaches(needs: Needs, call: Call) -> bool:
     return all(consts.get(j, w) == w for j, w in needs)
 
 
+def bind(needs: Needs, call: Call) -> Needs | None:
+    """A callee's event that needs `needs`, seen from the caller: None when a constant
+    argument of the call says otherwise (or the call is never made); else what the caller's
+    own flags must say for it to happen: the call's guard, and the callee's needs on the
+    arguments that are the caller's parameters passed on."""
+    g = call.guard
+    if not needs:
+        return None if g and dead(g) else g
+    out = set(g)
+    consts = dict(call.consts) if call.consts else None
+    passes = dict(call.passes) if call.passes else None
+    for j, w in needs:
+        v = consts.get(j) if consts else None
+        if v is not None:
+            if v != w:
+                return None
+        elif passes and j in passes:
+            out.add((passes[j], w))
+    got = tuple(sorted(out))
+    return None if dead(got) else got
+
+
 def dead(guard: Needs) -> bool:
     """A call under contradicting tests of one flag (`if (!wait) return; ... else` of
     `if (wait)`) is never made."""
@@ -824,22 +846,23 @@ def site_sleep(
     c = site.call
     gfp = prog.gfp
     deps: dict[int, Sleep] = {}
+    g = c.guard
     if c.callee in prog.sleepers:
-        return Sleep(c.line, -1, f"{c.callee}()", 0), deps
+        return Sleep(c.line, -1, f"{c.callee}()", 0, needs=g), deps
     if c.callee in gfp.alloc:
         idx = gfp.alloc[c.callee]
         if idx < len(c.args):
             k = gfp.classify(c.args[idx], fn)
             what = f"{c.callee}({c.args[idx]})"
             if k == "sleep":
-                return Sleep(c.line, -1, what, 0), deps
+                return Sleep(c.line, -1, what, 0, needs=g), deps
             if isinstance(k, int):
                 deps[k] = Sleep(c.line, -1, what, 0)
         return None, deps
     op = ops_at.get((c.line, c.col))
     if op is not None:
         if op.kind in prog.sleeping_kinds:
-            return Sleep(c.line, -1, f"{op.api}({op.expr})", 0), deps
+            return Sleep(c.line, -1, f"{op.api}({op.expr})", 0, needs=g), deps
         return None, deps
     if not site.propagates:
         return None, deps
@@ -849,8 +872,10 @@ def site_sleep(
         if prog.conditional_sleep[t]:
             continue  # the caller chooses (sleep_ok, atomic ...): usually not to sleep
         s = prog.sleep[t]
-        if s is not None and s.depth < MAX_DEPTH and reaches(s.needs, c):
-            return Sleep(c.line, t, s.what, s.depth + 1, s.dropped), deps
+        if s is not None and s.depth < MAX_DEPTH:
+            b = bind(s.needs, c)
+            if b is not None:
+                return Sleep(c.line, t, s.what, s.depth + 1, s.dropped, b), deps
         for j, sp in sorted(prog.sleep_param[t].items()):
             if j < len(c.args) and sp.depth < MAX_DEPTH and reaches(sp.needs, c):
                 k = gfp.classify(c.args[j], fn)
@@ -936,7 +961,7 @@ class _Summariser:
             # may it sleep here?  (once a sleep is known, only conditional sleeps
             # through gfp parameters, or one that needs no flag, still matter; a call that
             # cannot sleep is told apart without asking site_sleep)
-            if ((sleep is None or (sleep.needs and not g)) and (
+            if ((sleep is None or sleep.needs) and (
                     c.callee in sleepers or (ops_at and (c.line, c.col) in ops_at) or (
                         prop and any(p_sleep[t] is not None or p_param[t] for t in callees)))
                     ) or c.callee in gfp_alloc or (prop and any(p_param[t] for t in callees)):
@@ -947,12 +972,10 @@ class _Summariser:
                 # an atomic site is a finding here, not a summary; a function that
                 # drops its caller's lock around a sleep (pci_wait_cfg) does not sleep
                 # under that lock
-                if here is not None and (sleep is None or (sleep.needs and not g)) and not any(
-                        (k in atomic_kinds and prog.canon(x) not in here.dropped)
-                        or k[:1] == "-" for x, k, _ in site.held):
+                if here is not None and (sleep is None or (sleep.needs and not here.needs)) \
+                        and not any((k in atomic_kinds and prog.canon(x) not in here.dropped)
+                                    or k[:1] == "-" for x, k, _ in site.held):
                     sleep = _own_drops(prog, here, site.held)
-                    if g:
-                        sleep = sleep._replace(needs=g)
             if c.callee in waits:
                 if len(wl) < MAX_WAITS:
                     w = direct_wait(waits, c, drops.get((c.line, c.col), _EMPTY)
@@ -964,7 +987,7 @@ class _Summariser:
             for t in callees:
                 # the first call of a callee speaks for the others made with the same
                 # constant arguments under the same flags
-                key = (t, c.consts, g) if c.consts or g else t
+                key = (t, c.consts, c.passes, g) if c.consts or c.passes or g else t
                 if key in seen:
                     continue
                 seen.add(key)
@@ -972,20 +995,23 @@ class _Summariser:
                 if tw and len(wl) < MAX_WAITS:
                     here_drops = drops.get((c.line, c.col), _EMPTY) if drops else _EMPTY
                     for w in tw:
-                        if len(wl) < MAX_WAITS and w.depth < MAX_DEPTH and reaches(
-                                w.needs, c) and all(x.api != w.api for x in wl):
-                            wl.append(Wait(w.api, w.what, w.arg, c.line, t,
-                                           w.depth + 1, w.dropped | here_drops, g))
+                        if len(wl) < MAX_WAITS and w.depth < MAX_DEPTH and all(
+                                x.api != w.api for x in wl):
+                            b = bind(w.needs, c)
+                            if b is not None:
+                                wl.append(Wait(w.api, w.what, w.arg, c.line, t,
+                                               w.depth + 1, w.dropped | here_drops, b))
                 ta = prog.acq[t]
                 if ta and len(acq) < MAX_ACQ:
                     here_drops = drops.get((c.line, c.col), _EMPTY) if drops else _EMPTY
                     for cls, a in ta.items():
-                        if a.depth >= MAX_DEPTH or not reaches(a.needs, c):
+                        b = bind(a.needs, c) if a.depth < MAX_DEPTH else None
+                        if b is None:
                             continue
                         old = acq.get(cls)
-                        if old is None or (old.needs and not g):
+                        if old is None or (old.needs and not b):
                             acq[cls] = Acq(a.kind, c.line, t, a.depth + 1, a.trylock,
-                                           a.api, a.dropped | here_drops, g)
+                                           a.api, a.dropped | here_drops, b)
                             if len(acq) >= MAX_ACQ:
                                 break
         for k, sl in cands.items():
