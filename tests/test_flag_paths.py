@@ -90,3 +90,44 @@ def test_flag_passed_on_through_a_helper(tmp_path: Path) -> None:
     assert calls[("ring_settle_all", "ring_settle")].passes == ((0, 0), (1, 1))
     doc = _variant(tmp_path, "ring_settle_all(r, false);", "ring_settle_all(r, true);")
     assert ("sleep-in-atomic", 112, "ring_flush_atomic") in _hits(doc)
+
+
+def test_label_after_the_early_return_ends_the_flag_range(tmp_path: Path) -> None:
+    """`if (!flag) goto out; ... out: sleep()`: the label is reached with the flag false, and
+    a parameter the body changes (`flag--`) tells nothing about the whole call."""
+    src = tmp_path / "lab.c"
+    src.write_bytes(b"""
+int f(int *p, bool flag, int n)
+{
+	if (!flag)
+		goto out;
+	g(p);
+out:
+	h(p);
+	if (!n)
+		return 0;
+	n--;
+	k(p);
+	return 1;
+}
+""")
+    from irqlint.extract import extract_file
+    from irqlint.kb import KnowledgeBase
+    from irqlint.macros import Wrappers
+
+    kb = KnowledgeBase.load("linux")
+    ff = extract_file(str(src), src.read_bytes(), kb, Wrappers.build([], set(kb.lock_apis)))
+    calls = {c.callee: c for c in ff.functions[0].calls}
+    assert calls["g"].guard == ((1, True),)
+    assert calls["h"].guard == ()
+    assert calls["k"].guard == ()
+
+
+def test_what_changes_a_parameter() -> None:
+    from irqlint.extract import _changed_re
+
+    changed = _changed_re("flag")
+    for text, want in [("if (a && flag)", False), ("x = y & flag;", False),
+                       ("f(&flag);", True), ("g(x, &flag)", True), ("flag--;", True),
+                       ("++flag", True), ("p = &flag;", True), ("return !flag;", False)]:
+        assert bool(changed.search(text)) == want, text

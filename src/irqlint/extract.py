@@ -10,6 +10,7 @@ their frozen results (diagnostics, net lock effect) go into the cached ``Functio
 from __future__ import annotations
 
 import bisect
+import functools
 import re
 import time
 from dataclasses import dataclass, field
@@ -616,13 +617,24 @@ def _const_args(nodes: list[Node]) -> dict[int, tuple[tuple[int, bool], ...]]:
     return out
 
 
+@functools.cache
+def _changed_re(name: str) -> re.Pattern[str]:
+    """`name++`, `--name`, `&name`: a parameter changed or handed out in the body (an
+    address-of follows an opening parenthesis, a comma, an operator or a statement start;
+    `x & name` and `x && name` only read it)."""
+    return re.compile(rf"(?:\+\+|--|(?:^|[(,=!?:;{{]\s*)&)\s*{name}\b"
+                      rf"|\b{name}\s*(?:\+\+|--)", re.M)
+
+
 def _flag_params(pf: _PendingFunction, assigns: _Buckets) -> dict[str, int]:
     """The parameters the body never assigns, by name -> index: what a test of one says
     holds for the whole call."""
     body = pf.body
     written = {_text(lhs) for lhs in assigns.within(body.start_byte, body.end_byte)
                if lhs.type == "identifier"}
-    return {p: i for i, (p, _) in enumerate(pf.params) if p and p not in written}
+    text = _text(body)
+    return {p: i for i, (p, _) in enumerate(pf.params)
+            if p and p not in written and not _changed_re(p).search(text)}
 
 
 def _passed_params(pf: _PendingFunction, index: dict[str, int]
@@ -673,7 +685,11 @@ def _flag_ranges(pf: _PendingFunction, index: dict[str, int]
         elif cons is not None and _jumps(cons):
             block = stmt.parent
             if block is not None and block.type == "compound_statement":
-                out.append((stmt.end_byte, block.end_byte, k, not want))
+                # up to the next label: a goto from elsewhere gets there either way
+                end = next((c.start_byte for c in block.named_children
+                            if c.start_byte > stmt.start_byte
+                            and c.type == "labeled_statement"), block.end_byte)
+                out.append((stmt.end_byte, end, k, not want))
     return out
 
 

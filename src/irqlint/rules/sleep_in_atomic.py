@@ -48,10 +48,11 @@ GFP_ATOMIC (and handle failure), or use a helper that never sleeps (__pci_intx()
 ## Known false positives
 Confidence: medium. Sleeps guarded by a runtime test of the context (`if (!in_atomic())`,
 `gfpflags_allow_blocking()` on a mask computed from flags), paths the caller never takes
-with the lock held (the summary is per function, not per path of the callee: a constant
-argument such as `__alloc_pending(false)` or `init_srcu_struct_fields(ssp, true)` that rules
-the sleeping branch out is not seen, nor a sleep only on a `WARN_ON()` failure branch, as in
-btrfs_put_block_group()), a runtime-PM get on a device its driver made IRQ-safe
+with the lock held that a flag parameter does not spell out (a summary knows the flag
+parameters its sleep needs only from `if (flag)`, `if (!flag)` and `if (!flag) return`
+around it; a test such as `flags & X` or `mode == Y`, a flag kept in a struct field, or a
+sleep only on a `WARN_ON()` failure branch, as in btrfs_put_block_group(), is not seen),
+a runtime-PM get on a device its driver made IRQ-safe
 (pm_runtime_irq_safe()) or that is already active, a callback-or-fallback dispatch whose
 fallback sleeps (hid_hw_request() on a transport with an asynchronous .request), a mailbox
 client set non-blocking, and function pointers resolved by field name (those are not
@@ -76,6 +77,10 @@ transport's function pointer, and a file's own macro `STORE()` taken for another
 function, now fixed) (3), early boot under GFP_BOOT_MASK (1), an RCU Tasks Trace reader
 (sleepable, now fixed) (1), pm_runtime_irq_safe (1), a slot the caller preallocated (1).
 With those two fixed: 551 findings.
+Flag parameters (a callee that sleeps only under `if (flag)`, or after `if (!flag) return`,
+called with a constant that says otherwise, directly or through helpers that pass the flag
+on): 551 -> 506 findings, for example ext4's `__es_alloc_extent(false)`, which allocates
+with GFP_ATOMIC, and defxx's `dfx_rcv_init(bp, 0)` in its interrupt path.
 ## References
 Documentation/locking/locktypes.rst; might_sleep(); DSAC (Bai et al., "Effective Detection of
 Sleep-in-atomic-context Bugs in the Linux Kernel").

@@ -47,7 +47,10 @@ Wait before taking the lock (disable_irq() first, then lock), or use the non-wai
 ## Known false positives
 Confidence: medium when matched by object, low when matched by file (the finding says
 which): a driver with several interrupts may wait for one whose handler does not take the
-lock. Locks are compared by class (struct type and field), not instance.
+lock. Locks are compared by class (struct type and field), not instance. A wait a callee
+makes only under a test of a flag parameter (`if (sync) cancel_work_sync(...)`) is not
+followed through a call whose constant argument rules it out (100 -> 93 findings on Linux
+6.12).
 Measured on the whole Linux 6.12 tree: 111 findings, of 20 sampled 7 real, 3 plausible, 10
 false: a constant argument or a flag the caller set that rules the wait out (3), two
 instances of one lock class (3), a waiter that is itself a work item on the same ordered
