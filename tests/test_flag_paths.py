@@ -131,3 +131,14 @@ def test_what_changes_a_parameter() -> None:
                        ("f(&flag);", True), ("g(x, &flag)", True), ("flag--;", True),
                        ("++flag", True), ("p = &flag;", True), ("return !flag;", False)]:
         assert bool(changed.search(text)) == want, text
+
+
+def test_warn_on_branch_is_not_followed(tmp_path: Path) -> None:
+    doc = check_json(ROOT / "warn.c")
+    assert [(f["rule"], f["line"], f["function"]) for f in doc["findings"]] == [
+        ("sleep-in-atomic", 36, "pool_get")]
+    # the same calls outside the WARN_ON() branch are flagged
+    src = (ROOT / "warn.c").read_text().replace("if (WARN_ON(p->n < 0)) {", "if (p->n < 0) {")
+    (tmp_path / "warn.c").write_text(src)
+    lines = {f["line"] for f in check_json(tmp_path)["findings"]}
+    assert {23, 24} <= lines

@@ -20,6 +20,7 @@ from tree_sitter import Node
 
 from . import keyevents, lockstate, sharing
 from .ir import (
+    WARNED,
     Call,
     FieldWrite,
     FileFacts,
@@ -299,6 +300,8 @@ def extract_file(path: str, source: bytes, kb: KnowledgeBase, wrappers: Wrappers
     assigns = _Buckets(cap.get("assign.lhs", []))
     flags = _Buckets(cap.get("if.flag", []))
     idargs = _Buckets(cap.get("call.idarg", []))
+    warning_tests = kb.names("warning_tests")
+    warns = _Buckets([n for n in cap.get("if.warn", []) if _text(n) in warning_tests])
     ctx.consts_at = _const_args(cap.get("call.const", []))
     t3 = time.perf_counter()
 
@@ -344,6 +347,7 @@ def extract_file(path: str, source: bytes, kb: KnowledgeBase, wrappers: Wrappers
         pf.vias = vias.within(body.start_byte, body.end_byte)
         pf.callees = {t for _, t in pf.names}
         pf.flags = flags.within(body.start_byte, body.end_byte)
+        pf.warns = warns.within(body.start_byte, body.end_byte)
         pf.idargs = idargs.within(body.start_byte, body.end_byte) if params else []
         pending.append(pf)
 
@@ -436,6 +440,7 @@ class _PendingFunction:
     callees: set[str] = field(default_factory=set)
     flags: list[Node] = field(default_factory=list)  # `x` of `if (x)` and `if (!x)`
     idargs: list[Node] = field(default_factory=list)  # identifiers passed as arguments
+    warns: list[Node] = field(default_factory=list)  # `WARN_ON` of `if (WARN_ON(x))`
     # inconsistent-locking (``sharing``): declarations of the body; shared writes (start byte,
     # line) for the lock engine; line -> "l"/"f" for local / fresh-object writes; what the
     # engine saw at each shared write and at calls reached with a lock on some paths only
@@ -485,7 +490,7 @@ def _finish_function(pf: _PendingFunction, ctx: FileContext, assigns: _Buckets) 
     # arguments are kept for known APIs, and wherever a gfp mask is passed on
     gfp_here = bool(gfp_params) or within(ctx.gfp_at, body.start_byte, body.end_byte)
     flag_params = _flag_params(pf, assigns) if pf.flags or pf.idargs else {}
-    flag_ranges = _flag_ranges(pf, flag_params) if pf.flags and flag_params else []
+    flag_ranges = _flag_ranges(pf, flag_params) if pf.flags or pf.warns else []
     passes_at = _passed_params(pf, flag_params) if pf.idargs and flag_params else {}
     consts_at = ctx.consts_at
     for n, name in pf.names:
@@ -665,6 +670,12 @@ def _flag_ranges(pf: _PendingFunction, index: dict[str, int]
     parameters, never assigned in it, tests true or false (`if (wait) ...`, `if (!wait)
     return 0;` and the rest of that block)."""
     out: list[tuple[int, int, int, bool]] = []
+    for w in pf.warns:  # `if (WARN_ON(x))`: the branch of a kernel that has warned
+        call = w.parent
+        stmt = call.parent.parent if call is not None and call.parent is not None else None
+        cons = stmt.child_by_field_name("consequence") if stmt is not None else None
+        if cons is not None:
+            out.append((cons.start_byte, cons.end_byte, WARNED, True))
     for flag in pf.flags:
         k = index.get(_text(flag))
         if k is None:

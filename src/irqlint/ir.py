@@ -25,6 +25,11 @@ class Step(NamedTuple):
     note: str
 
 
+# the pseudo parameter of Call.guard for a branch taken only once the kernel has warned
+# (`if (WARN_ON(x))`, kb functions.json `warning_tests`)
+WARNED = -1
+
+
 class Call(NamedTuple):
     """A call site.  `callee` is the called name; for an indirect call it is "" and `via` holds
     the expression the call goes through (``x->ops->irq_shutdown``).  A NamedTuple, not a
@@ -36,7 +41,8 @@ class Call(NamedTuple):
     col: int
     args: tuple[str, ...] = ()
     # the caller's flag parameters the call is reached under: (parameter index, true?) for
-    # each `if (flag)` / `if (!flag)` around it or returned on before it
+    # each `if (flag)` / `if (!flag)` around it or returned on before it; (WARNED, True) on
+    # the branch of an `if (WARN_ON(...))`
     guard: tuple[tuple[int, bool], ...] = ()
     # arguments that are constants, by truth value: (argument index, true?) for `f(x, false)`
     consts: tuple[tuple[int, bool], ...] = ()

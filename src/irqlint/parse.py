@@ -25,6 +25,8 @@ FACTS_QUERY = """
   (unary_expression operator: "!" argument: (identifier) @if.flag)))
 (argument_list [(true) (false) (null) (number_literal)] @call.const)
 (argument_list (identifier) @call.idarg)
+(if_statement condition: (parenthesized_expression
+  (call_expression function: (identifier) @if.warn)))
 """
 
 _QUERIES = {

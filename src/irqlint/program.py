@@ -32,7 +32,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from .ir import NOT_LOCKS, Call, FileFacts, Function, LockOp, Step
+from .ir import NOT_LOCKS, WARNED, Call, FileFacts, Function, LockOp, Step
 from .kb import KnowledgeBase
 
 FIELD_FALLBACK_MAX = 4  # a bare field name resolves only if it names at most this many functions
@@ -102,8 +102,9 @@ def bind(needs: Needs, call: Call) -> Needs | None:
 
 def dead(guard: Needs) -> bool:
     """A call under contradicting tests of one flag (`if (!wait) return; ... else` of
-    `if (wait)`) is never made."""
-    return len({k for k, _ in guard}) < len(guard)
+    `if (wait)`) is never made; one on a WARN_ON() branch is not followed (what a kernel
+    that has already found a bug does next is a second bug's path)."""
+    return bool(guard) and (guard[0][0] == WARNED or len({k for k, _ in guard}) < len(guard))
 
 
 class Site(NamedTuple):
