@@ -10,7 +10,6 @@ their frozen results (diagnostics, net lock effect) go into the cached ``Functio
 from __future__ import annotations
 
 import bisect
-import functools
 import re
 import time
 from dataclasses import dataclass, field
@@ -75,6 +74,8 @@ class FileContext:
     local_macros: frozenset[str] = frozenset()  # function-like macros this file #defines
     # start byte of a call -> its constant arguments by truth value (see Call.consts)
     consts_at: dict[int, tuple[tuple[int, bool], ...]] = field(default_factory=dict)
+    # `x++`, `--x`, `&x` (identifiers only)
+    changed: _Buckets = field(default_factory=lambda: _Buckets([]))
     forever_at: list[int] | None = None  # `for (;;)`, `while (1)`: on demand
 
     def scan(self) -> None:
@@ -302,6 +303,7 @@ def extract_file(path: str, source: bytes, kb: KnowledgeBase, wrappers: Wrappers
     idargs = _Buckets(cap.get("call.idarg", []))
     warning_tests = kb.names("warning_tests")
     warns = _Buckets([n for n in cap.get("if.warn", []) if _text(n) in warning_tests])
+    ctx.changed = _Buckets(cap.get("changed", []))
     ctx.consts_at = _const_args(cap.get("call.const", []))
     t3 = time.perf_counter()
 
@@ -489,7 +491,7 @@ def _finish_function(pf: _PendingFunction, ctx: FileContext, assigns: _Buckets) 
     keyed: set[str] = set()
     # arguments are kept for known APIs, and wherever a gfp mask is passed on
     gfp_here = bool(gfp_params) or within(ctx.gfp_at, body.start_byte, body.end_byte)
-    flag_params = _flag_params(pf, assigns) if pf.flags or pf.idargs else {}
+    flag_params = _flag_params(pf, assigns, ctx.changed) if pf.flags or pf.idargs else {}
     flag_ranges = _flag_ranges(pf, flag_params) if pf.flags or pf.warns else []
     passes_at = _passed_params(pf, flag_params) if pf.idargs and flag_params else {}
     consts_at = ctx.consts_at
@@ -622,32 +624,24 @@ def _const_args(nodes: list[Node]) -> dict[int, tuple[tuple[int, bool], ...]]:
     return out
 
 
-@functools.cache
-def _changed_re(name: str) -> re.Pattern[str]:
-    """`name++`, `--name`, `&name`: a parameter changed or handed out in the body (an
-    address-of follows an opening parenthesis, a comma, an operator or a statement start;
-    `x & name` and `x && name` only read it)."""
-    return re.compile(rf"(?:\+\+|--|(?:^|[(,=!?:;{{]\s*)&)\s*{name}\b"
-                      rf"|\b{name}\s*(?:\+\+|--)", re.M)
-
-
-def _flag_params(pf: _PendingFunction, assigns: _Buckets) -> dict[str, int]:
-    """The parameters the body never assigns, by name -> index: what a test of one says
-    holds for the whole call."""
+def _flag_params(pf: _PendingFunction, assigns: _Buckets, changed: _Buckets
+                 ) -> dict[str, int]:
+    """The parameters the body never assigns, increments or hands out by address, by name
+    -> index: what a test of one says holds for the whole call."""
     body = pf.body
-    written = {_text(lhs) for lhs in assigns.within(body.start_byte, body.end_byte)
-               if lhs.type == "identifier"}
-    text = _text(body)
-    return {p: i for i, (p, _) in enumerate(pf.params)
-            if p and p not in written and not _changed_re(p).search(text)}
+    written = {_text(n) for n in assigns.within(body.start_byte, body.end_byte)
+               if n.type == "identifier"}
+    written.update(_text(n) for n in changed.within(body.start_byte, body.end_byte))
+    return {p: i for i, (p, _) in enumerate(pf.params) if p and p not in written}
 
 
 def _passed_params(pf: _PendingFunction, index: dict[str, int]
                    ) -> dict[int, tuple[tuple[int, int], ...]]:
     """Start byte of each call passing parameters on -> (argument index, parameter index)."""
     out: dict[int, list[tuple[int, int]]] = {}
+    by_bytes = {p.encode(): k for p, k in index.items()}
     for n in pf.idargs:
-        k = index.get(_text(n))
+        k = by_bytes.get(n.text or b"")
         if k is None:
             continue
         al = n.parent

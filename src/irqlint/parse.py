@@ -27,6 +27,8 @@ FACTS_QUERY = """
 (argument_list (identifier) @call.idarg)
 (if_statement condition: (parenthesized_expression
   (call_expression function: (identifier) @if.warn)))
+(update_expression argument: (identifier) @changed)
+(pointer_expression operator: "&" argument: (identifier) @changed)
 """
 
 _QUERIES = {
