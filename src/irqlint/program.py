@@ -505,11 +505,33 @@ class _Linker:
             return tuple(sorted(got)), "field"
         return (), ""
 
+    def targets(self, c: Call, path: str, memo: dict[str, tuple[int, ...]], folder: str
+                ) -> tuple[tuple[int, ...], str]:
+        """Where call c of a function in `path` may go, and how it was resolved (see Site.how).
+        `memo`: names already resolved for that file."""
+        if c.callee:
+            callees = memo.get(c.callee)
+            if callees is None:
+                callees = memo[c.callee] = self.res.name(c.callee, path, folder)
+            how = "direct"
+        else:
+            callees, how = self.via_targets(c.via)
+            # an ops table of another architecture is never called from this one
+            funcs = self.funcs
+            callees = tuple(t for t in callees if same_build(path, funcs[t].file))
+        if not callees:
+            return callees, ""
+        if how == "typed" and len(callees) > TYPED_MAX:
+            # a generic ops field (file_operations::read): which implementation runs is the
+            # object's business; summaries do not travel through it
+            return callees, "wide"
+        return callees, how
+
     def sites(self, fn: Function, memo: dict[str, tuple[int, ...]]
               ) -> tuple[tuple[Site, ...], tuple[Site, ...], tuple[Site, ...], list[int]]:
         """fn's call sites; those a summary reads; those with something held; the callees
         summaries travel from.  `memo`: names already resolved for fn's file."""
-        funcs, res, known = self.funcs, self.res, self.res.known
+        known = self.res.known
         held = {(ln, col): h for ln, col, h in fn.held} if fn.held else _NO_HELD
         folder = place(fn.file).dir
         ops = {(op.line, op.col) for op in fn.lock_ops} if fn.lock_ops else _NO_OPS
@@ -518,21 +540,7 @@ class _Linker:
         at_held: list[Site] = []
         nexts: set[int] = set()
         for c in fn.calls:
-            if c.callee:
-                callees = memo.get(c.callee)
-                if callees is None:
-                    callees = memo[c.callee] = res.name(c.callee, fn.file, folder)
-                how = "direct"
-            else:
-                callees, how = self.via_targets(c.via)
-                # an ops table of another architecture is never called from this one
-                callees = tuple(t for t in callees if same_build(fn.file, funcs[t].file))
-            if not callees:
-                how = ""
-            elif how == "typed" and len(callees) > TYPED_MAX:
-                # a generic ops field (file_operations::read): which implementation runs is
-                # the object's business; summaries do not travel through it
-                how = "wide"
+            callees, how = self.targets(c, fn.file, memo, folder)
             site = Site(c, held.get((c.line, c.col), ()), callees, how)
             if how in _PROPAGATING:
                 nexts.update(callees)
@@ -551,7 +559,7 @@ class _Linker:
         adds i's calls to the callers and IRQs-off tables itself and makes a Site record
         only for a call a summary or a checker reads; returns the sites a summary reads,
         those with something held, the callees summaries travel from, every callee."""
-        funcs, res, known = self.funcs, self.res, self.res.known
+        known = self.res.known
         held = {(ln, col): h for ln, col, h in fn.held} if fn.held else None
         folder = place(fn.file).dir
         ops = {(op.line, op.col) for op in fn.lock_ops} if fn.lock_ops else None
@@ -559,20 +567,12 @@ class _Linker:
         at_held: list[Site] = []
         nexts: set[int] = set()
         fwd: set[int] = set()
+        targets = self.targets
         for si, c in enumerate(fn.calls):
-            if c.callee:
-                callees = memo.get(c.callee)
-                if callees is None:
-                    callees = memo[c.callee] = res.name(c.callee, fn.file, folder)
-                how = "direct"
-            else:
-                callees, how = self.via_targets(c.via)
-                callees = tuple(t for t in callees if same_build(fn.file, funcs[t].file))
+            callees, how = targets(c, fn.file, memo, folder)
             h = held.get((c.line, c.col), ()) if held else ()
             if callees:
-                if how == "typed" and len(callees) > TYPED_MAX:
-                    how = "wide"
-                elif how in _PROPAGATING:
+                if how in _PROPAGATING:
                     nexts.update(callees)
                 for t in callees:
                     callers[t].append((i, si))
