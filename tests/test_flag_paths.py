@@ -162,3 +162,31 @@ def test_warn_on_branch_is_not_followed(tmp_path: Path) -> None:
     (tmp_path / "warn.c").write_text(src)
     lines = {f["line"] for f in check_json(tmp_path)["findings"]}
     assert {23, 24} <= lines
+
+
+def test_break_on_the_flag_ends_the_iteration(tmp_path: Path) -> None:
+    """`for (;;) { ...; if (!reclaim) { ...; break; } reclaim_pages(); }` (sgx)."""
+    src = tmp_path / "brk.c"
+    src.write_bytes(b"""
+int f(int *p, bool reclaim)
+{
+	for (;;) {
+		if (g(p))
+			break;
+		if (!reclaim) {
+			h(p);
+			break;
+		}
+		k(p);
+	}
+	return m(p);
+}
+""")
+    from irqlint.extract import extract_file
+    from irqlint.kb import KnowledgeBase
+    from irqlint.macros import Wrappers
+
+    kb = KnowledgeBase.load("linux")
+    ff = extract_file(str(src), src.read_bytes(), kb, Wrappers.build([], set(kb.lock_apis)))
+    guards = {c.callee: c.guard for c in ff.functions[0].calls}
+    assert guards == {"g": (), "h": ((1, False),), "k": ((1, True),), "m": ()}

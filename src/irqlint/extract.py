@@ -698,12 +698,18 @@ def _flag_ranges(pf: _PendingFunction, index: dict[str, int]
     return out
 
 
+_JUMPS = frozenset({"return_statement", "goto_statement", "break_statement",
+                    "continue_statement"})
+
+
 def _jumps(n: Node) -> bool:
-    """A statement that never falls through: a return or goto, or a block ending in one."""
+    """A statement that never falls through to the rest of its block: a return, goto, break
+    or continue (the flag it tests says the same in every iteration), or a block ending in
+    one."""
     if n.type == "compound_statement":
         kids = [c for c in n.named_children if c.type != "comment"]
-        return bool(kids) and kids[-1].type in ("return_statement", "goto_statement")
-    return n.type in ("return_statement", "goto_statement")
+        return bool(kids) and kids[-1].type in _JUMPS
+    return n.type in _JUMPS
 
 
 def _guard_at(ranges: list[tuple[int, int, int, bool]], at: int) -> tuple[tuple[int, bool], ...]:
