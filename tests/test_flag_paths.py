@@ -51,13 +51,18 @@ def test_wait_only_with_the_flag(tmp_path: Path) -> None:
     assert ("sleep-in-atomic", 99, "ring_stop_locked") in _hits(doc)
 
 
-def _facts():  # type: ignore[no-untyped-def]
+def _extract(path: Path):  # type: ignore[no-untyped-def]
+    """One file's facts, as the extractor makes them."""
     from irqlint.extract import extract_file
     from irqlint.kb import KnowledgeBase
     from irqlint.macros import Wrappers
 
     kb = KnowledgeBase.load("linux")
-    return extract_file(str(SRC), SRC.read_bytes(), kb, Wrappers.build([], set(kb.lock_apis)))
+    return extract_file(str(path), path.read_bytes(), kb, Wrappers.build([], set(kb.lock_apis)))
+
+
+def _facts():  # type: ignore[no-untyped-def]
+    return _extract(SRC)
 
 
 def test_guards_and_constants_are_facts() -> None:
@@ -72,14 +77,9 @@ def test_guards_and_constants_are_facts() -> None:
 
 
 def test_constant_literals_by_truth_value(tmp_path: Path) -> None:
-    from irqlint.extract import extract_file
-    from irqlint.kb import KnowledgeBase
-    from irqlint.macros import Wrappers
-
     src = tmp_path / "lits.c"
     src.write_bytes(b"void f(void) { g(0644, 0x0, 0x10, 0UL, 1u, 00, NULL, true, x); }\n")
-    kb = KnowledgeBase.load("linux")
-    ff = extract_file(str(src), src.read_bytes(), kb, Wrappers.build([], set(kb.lock_apis)))
+    ff = _extract(src)
     assert ff.functions[0].calls[0].consts == (
         (0, True), (1, False), (2, True), (3, False), (4, True), (5, False), (6, False),
         (7, True))
@@ -111,12 +111,7 @@ out:
 	return 1;
 }
 """)
-    from irqlint.extract import extract_file
-    from irqlint.kb import KnowledgeBase
-    from irqlint.macros import Wrappers
-
-    kb = KnowledgeBase.load("linux")
-    ff = extract_file(str(src), src.read_bytes(), kb, Wrappers.build([], set(kb.lock_apis)))
+    ff = _extract(src)
     calls = {c.callee: c for c in ff.functions[0].calls}
     assert calls["g"].guard == ((1, True),)
     assert calls["h"].guard == ()
@@ -126,10 +121,6 @@ out:
 def test_what_changes_a_parameter(tmp_path: Path) -> None:
     """A parameter incremented or handed out by address is no flag; `x && flag`,
     `y & flag` only read it."""
-    from irqlint.extract import extract_file
-    from irqlint.kb import KnowledgeBase
-    from irqlint.macros import Wrappers
-
     src = tmp_path / "chg.c"
     src.write_bytes(b"""
 void f(int *p, bool a, bool b, bool c, bool d, int y)
@@ -144,8 +135,7 @@ void f(int *p, bool a, bool b, bool c, bool d, int y)
 	if (y && a) g5(p);
 }
 """)
-    kb = KnowledgeBase.load("linux")
-    ff = extract_file(str(src), src.read_bytes(), kb, Wrappers.build([], set(kb.lock_apis)))
+    ff = _extract(src)
     guards = {c.callee: c.guard for c in ff.functions[0].calls}
     assert guards["g1"] == ((1, True),)
     assert guards["g2"] == ()
@@ -182,11 +172,6 @@ int f(int *p, bool reclaim)
 	return m(p);
 }
 """)
-    from irqlint.extract import extract_file
-    from irqlint.kb import KnowledgeBase
-    from irqlint.macros import Wrappers
-
-    kb = KnowledgeBase.load("linux")
-    ff = extract_file(str(src), src.read_bytes(), kb, Wrappers.build([], set(kb.lock_apis)))
+    ff = _extract(src)
     guards = {c.callee: c.guard for c in ff.functions[0].calls}
     assert guards == {"g": (), "h": ((1, False),), "k": ((1, True),), "m": ()}
