@@ -39,6 +39,17 @@ def ensure_tree(path: str | None) -> str:
     return tree
 
 
+def probe() -> float:
+    """Seconds for a fixed pure-Python loop: the host's speed when the figures were taken.
+    Shared cloud hosts vary by 2x from hour to hour; compare runs at similar probe times
+    (1.7-1.8 s on this project's 2-vCPU machine at its usual speed)."""
+    t = time.perf_counter()
+    x = 0
+    for i in range(10_000_000):
+        x += i * i
+    return round(time.perf_counter() - t, 2)
+
+
 def run(tree: str, cache: str, jobs: int, out: str) -> dict[str, float]:
     cmd = ["/usr/bin/time", "-v", sys.executable, "-m", "irqlint", "check", tree, "-q",
            "--format", "json", "-o", out, "--cache-dir", cache, "-j", str(jobs)]
@@ -70,6 +81,7 @@ def main() -> None:
     if args.cache_dir and os.path.exists(cache):
         sys.exit(f"bench: {cache} exists; a cold run needs a new cache directory")
     out = os.path.join(work, "out.json")
+    print("host ", json.dumps({"probe_s": probe()}), flush=True)
     try:
         cold = run(tree, cache, args.jobs, out)
         print("cold ", json.dumps(cold), flush=True)
@@ -89,6 +101,7 @@ def main() -> None:
             finally:
                 with open(target, "wb") as f:
                     f.write(orig)
+        print("host ", json.dumps({"probe_s": probe()}), flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -162,3 +162,54 @@ def test_json_contract(tmp_path: Path) -> None:
         for trace in f["traces"]:
             for step in trace:
                 assert set(step) == {"file", "line", "function", "note"}
+
+
+def _linux_tree(root: Path) -> None:
+    for marker in ("Kbuild", "MAINTAINERS"):
+        (root / marker).write_text("\n")
+    for rel, text in (("init/main.c", CLEAN), ("drivers/x/paths.c", GOOD),
+                      ("tools/perf/paths.c", GOOD), ("scripts/mod/paths.c", GOOD)):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(text)
+
+
+def test_kernel_tree_leaves_out_userspace_programs_and_says_so(tmp_path: Path) -> None:
+    _linux_tree(tmp_path)
+    r = run_cli("check", str(tmp_path), "--no-cache", "--format", "json")
+    assert r.returncode == 1, r.stderr
+    doc = json.loads(r.stdout)
+    assert {Path(f["file"]).relative_to(tmp_path).parts[0] for f in doc["findings"]} \
+        == {"drivers"}
+    assert doc["stats"]["left_out_files"] == 2 and doc["stats"]["profile"] == "linux"
+    said = [ln for ln in r.stderr.splitlines() if "left out" in ln]
+    assert len(said) == 1 and "left out 2 file(s)" in said[0]
+    assert "tools/" in said[0] and "scripts/" in said[0]
+
+
+def test_userspace_directory_named_is_checked(tmp_path: Path) -> None:
+    _linux_tree(tmp_path)
+    r = run_cli("check", str(tmp_path / "tools"), "--no-cache", "--format", "json")
+    assert r.returncode == 1, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["findings"] and doc["stats"]["left_out_files"] == 0
+    assert all("/tools/perf/" in f["file"] for f in doc["findings"])
+    assert "left out" not in r.stderr
+
+
+def test_xen_tree_is_detected_from_its_layout(tmp_path: Path) -> None:
+    (tmp_path / "include" / "xen").mkdir(parents=True)
+    (tmp_path / "include" / "xen" / "sched.h").write_text("\n")
+    (tmp_path / "common").mkdir()
+    (tmp_path / "common" / "paths.c").write_bytes(GOOD)
+    (tmp_path / "tools").mkdir()
+    (tmp_path / "tools" / "symbols.c").write_bytes(CLEAN)
+    r = run_cli("check", str(tmp_path), "--no-cache", "--format", "json")
+    doc = json.loads(r.stdout)
+    assert doc["stats"]["profile"] == "xen" and doc["stats"]["left_out_files"] == 1
+
+
+def test_malformed_tree_layout_in_config(tmp_path: Path) -> None:
+    (tmp_path / "a.c").write_bytes(CLEAN)
+    (tmp_path / "irqlint.toml").write_text('[kb.trees]\nlinux = [{markers = "Kbuild"}]\n')
+    line = _one_line_error(run_cli("check", str(tmp_path), "--no-cache"))
+    assert "trees" in line

@@ -107,10 +107,20 @@ def _stats(a: Analysis) -> dict[str, object]:
             "functions": fns, "functions_with_parse_errors": with_err,
             "seconds": {k: round(v, 3) for k, v in a.seconds.items()},
             "cached_files": a.cached, "profile": a.kb.profile,
+            "left_out_files": sum(a.left_out.values()),
             **({"hidden": dict(a.filtered)} if a.filtered else {})}
 
 
+def _shown(path: str) -> str:
+    rel = os.path.relpath(path)
+    return path if rel.startswith("..") else rel
+
+
 def _skip_note(a: Analysis, quiet: bool) -> None:
+    if a.left_out and not quiet:
+        dirs = ", ".join(_shown(d) + "/" for d in a.left_out)
+        sys.stderr.write(f"irqlint: left out {sum(a.left_out.values())} file(s) of host and "
+                         f"userspace programs under {dirs} (name a directory to check it)\n")
     if a.skipped and not quiet:
         first = a.skipped[0]
         sys.stderr.write(f"irqlint: skipped {len(a.skipped)} file(s) that cannot be analysed, "
@@ -147,7 +157,7 @@ def _checked(args: argparse.Namespace) -> tuple[list[Finding], Analysis, set[str
     if hit is not None:
         files, skipped, findings = hit
         a = Analysis(files, None, skipped, plan.kb, plan.wrappers, plan.seconds,
-                     cached=len(files), marked=plan.marked)
+                     cached=len(files), marked=plan.marked, left_out=plan.left_out)
         a.seconds["results-cache"] = time.perf_counter() - t1
     else:
         # a few files changed since a whole run: its program model, redone for them
@@ -232,7 +242,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
         total = int(st["functions"])  # type: ignore[call-overload]
         bad = int(st["functions_with_parse_errors"])  # type: ignore[call-overload]
         ok = 100.0 * (total - bad) / total if total else 100.0
-        print(f"files                 {st['files']} ({st['skipped_files']} skipped)")
+        print(f"files                 {st['files']} ({st['skipped_files']} skipped, "
+              f"{st['left_out_files']} userspace left out)")
         print(f"functions             {total}")
         print(f"with parse errors     {bad} ({ok:.2f}% clean)")
         print("seconds per stage     " + ", ".join(f"{k} {v:.2f}" for k, v in a.seconds.items()))

@@ -33,10 +33,10 @@ from .cache import Cache, code_id, content_hash
 from .errors import InputError
 from .extract import extract_file
 from .ir import FileFacts, FileSummary, MacroDef
-from .kb import KnowledgeBase
+from .kb import KnowledgeBase, tree_layouts
 from .macros import Wrappers, collect_macros
 from .progress import Progress
-from .sources import check_source, discover
+from .sources import Layout, check_source, discover, find_tree
 
 
 @dataclass(slots=True)
@@ -65,6 +65,7 @@ class Analysis:
     filtered: dict[str, int] = field(default_factory=dict)  # findings hidden after the rules
     # the files that may hold suppression comments (None: not known, look in all)
     marked: frozenset[str] | None = None
+    left_out: dict[str, int] = field(default_factory=dict)  # userspace directory -> C files
 
 
 @contextmanager
@@ -159,18 +160,12 @@ def _load_back(job: tuple[str, str, str | None, bool]) -> FileFacts | None:
     return _phase1((f, key, None, True))[2]
 
 
-def detect_profile(paths: list[str]) -> str:
+def detect_profile(paths: list[str], layouts: dict[str, list[Layout]]) -> str:
+    """The profile of the first known tree a path is in; Linux when none is."""
     for p in paths:
-        d = os.path.abspath(p if os.path.isdir(p) else os.path.dirname(p))
-        while True:
-            if os.path.isfile(os.path.join(d, "xen", "include", "xen", "sched.h")) or (
-                    os.path.isfile(os.path.join(d, "include", "xen", "sched.h"))
-                    and os.path.isdir(os.path.join(d, "common"))):
-                return "xen"
-            parent = os.path.dirname(d)
-            if parent == d:
-                break
-            d = parent
+        tree = find_tree(p, layouts)
+        if tree is not None:
+            return tree.profile
     return "linux"
 
 
@@ -192,6 +187,7 @@ class Plan:
     show: bool
     digest: str
     marked: frozenset[str] = frozenset()  # files that may hold suppression comments
+    left_out: dict[str, int] = field(default_factory=dict)  # see sources.discover
 
 
 def load_incremental(plan: Plan, opts: Options) -> Analysis | None:
@@ -229,7 +225,8 @@ def load_incremental(plan: Plan, opts: Options) -> Analysis | None:
         files[pos[s.path]] = s
     skipped = sorted(plan.skipped + snap["skipped"])
     a = Analysis(files, None, skipped, plan.kb, plan.wrappers, plan.seconds,
-                 cached=len(files) - len(part.files) + part.cached, marked=plan.marked)
+                 cached=len(files) - len(part.files) + part.cached, marked=plan.marked,
+                 left_out=plan.left_out)
     a.program = prog
     return a
 
@@ -254,11 +251,15 @@ def analyse(paths: list[str], opts: Options) -> Analysis:
 def prepare(paths: list[str], opts: Options) -> Plan:
     """Discover, refuse what cannot be analysed, collect lock wrappers, key every file."""
     t0 = time.perf_counter()
-    files = discover(paths, opts.exclude)
+    for p in paths:
+        if not os.path.exists(p):
+            raise InputError(f"{p}: no such file or directory")
+    layouts = tree_layouts(opts.kb_extra)
+    profile = detect_profile(paths, layouts) if opts.profile == "auto" else opts.profile
+    kb = KnowledgeBase.load(profile, opts.kb_extra)
+    files, left_out = discover(paths, opts.exclude, {profile: layouts.get(profile, [])})
     if not files:
         raise InputError(f"no C files (.c, .h) under {' '.join(paths)}")
-    profile = detect_profile(paths) if opts.profile == "auto" else opts.profile
-    kb = KnowledgeBase.load(profile, opts.kb_extra)
     jobs = opts.jobs or os.cpu_count() or 1
     cache = Cache(opts.cache_dir)
     index = cache.load_index()
@@ -315,7 +316,7 @@ def prepare(paths: list[str], opts: Options) -> Plan:
         h.update(b"\0")
     seconds["read+macros"] = time.perf_counter() - t
     return Plan(keys, skipped, kb, wrappers, seconds, jobs, show, h.hexdigest(),
-                frozenset(marked))
+                frozenset(marked), left_out)
 
 
 def load(plan: Plan, opts: Options) -> Analysis:
@@ -373,4 +374,4 @@ def load(plan: Plan, opts: Options) -> Analysis:
     ordered_facts = [facts[f] for f, _ in plan.keys if f in facts] if full else None
     skipped.sort()
     return Analysis(ordered, ordered_facts, skipped, kb, wrappers, seconds, cached,
-                    marked=plan.marked)
+                    marked=plan.marked, left_out=plan.left_out)

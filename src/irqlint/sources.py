@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from .errors import InputError
@@ -18,23 +19,66 @@ class Skipped:
     reason: str
 
 
-def discover(paths: list[str], exclude: list[str]) -> list[str]:
-    """All .c/.h files under `paths`, sorted; a missing path is an InputError."""
+Layout = dict[str, list[str]]  # {"markers": [...], "userspace": [...]}, see kb/trees.json
+
+
+@dataclass(frozen=True, slots=True)
+class Tree:
+    profile: str
+    root: str
+    userspace: tuple[str, ...]  # absolute directories of host and userspace programs
+
+
+def find_tree(path: str, layouts: dict[str, list[Layout]]) -> Tree | None:
+    """The known source tree `path` is in (or is): the nearest directory, from `path` up,
+    holding every marker of one of the profiles' layouts (in the order given)."""
+    d = os.path.abspath(path if os.path.isdir(path) else os.path.dirname(path))
+    while True:
+        for profile, options in layouts.items():
+            for lay in options:
+                if all(os.path.exists(os.path.join(d, m)) for m in lay["markers"]):
+                    return Tree(profile, d, tuple(os.path.join(d, u) for u in lay["userspace"]))
+        parent = os.path.dirname(d)
+        if parent == d:
+            return None
+        d = parent
+
+
+def _c_files(top: str, prune: frozenset[str]) -> Iterator[str]:
+    for dirpath, dirnames, filenames in os.walk(top):
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS
+                             and os.path.join(dirpath, d) not in prune)
+        for f in filenames:
+            if f.endswith(SUFFIXES):
+                yield os.path.normpath(os.path.join(dirpath, f))
+
+
+def discover(paths: list[str], exclude: list[str],
+             layouts: dict[str, list[Layout]] | None = None) -> tuple[list[str], dict[str, int]]:
+    """All .c/.h files under `paths`, sorted; a missing path is an InputError.  A directory
+    inside a known tree leaves out the tree's userspace directories (unless it is in one):
+    returned beside the files, each with its number of C files."""
     found: set[str] = set()
+    left_out: dict[str, int] = {}
     for p in paths:
         if not os.path.exists(p):
             raise InputError(f"{p}: no such file or directory")
         if os.path.isfile(p):
             found.add(os.path.normpath(p))
             continue
-        for dirpath, dirnames, filenames in os.walk(p):
-            dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
-            for f in filenames:
-                if f.endswith(SUFFIXES):
-                    found.add(os.path.normpath(os.path.join(dirpath, f)))
+        tree = find_tree(p, layouts) if layouts else None
+        ap = os.path.abspath(p)
+        # the userspace directories below the path (one above it, or the path itself, was
+        # asked for by name)
+        prune = frozenset(u for u in (tree.userspace if tree else ())
+                          if u.startswith(ap + os.sep) and os.path.isdir(u))
+        found.update(_c_files(p, prune))
+        for u in prune:
+            if u not in left_out:
+                left_out[u] = sum(1 for _ in _c_files(u, frozenset()))
     if exclude:
         found = {f for f in found if not any(_excluded(f, e) for e in exclude)}
-    return sorted(found)
+    return sorted(found), {u: n for u, n in sorted(left_out.items()) if n}
 
 
 def _excluded(path: str, pattern: str) -> bool:

@@ -44,6 +44,24 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> None:
             base[key] = value
 
 
+def tree_layouts(extra: dict[str, Any] | None = None) -> dict[str, list[dict[str, list[str]]]]:
+    """trees.json (and a config's [kb.trees] additions), read before a profile is chosen: the
+    profile is detected from the tree's layout.  KnowledgeBase.load validates it."""
+    data = {"trees": json.loads(resources.files(__package__).joinpath("trees.json")
+                                .read_text(encoding="utf-8"))}
+    if extra and isinstance(extra.get("trees"), dict):
+        _merge(data, copy.deepcopy({"trees": extra["trees"]}))
+    schema = json.loads(resources.files(__package__).joinpath("schema.json")
+                        .read_text(encoding="utf-8"))
+    try:
+        jsonschema.validate(data["trees"], {"$defs": schema["$defs"],
+                                            **schema["properties"]["trees"]})
+    except jsonschema.ValidationError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "(top)"
+        raise InputError(f"knowledge base entry trees/{where}: {exc.message}") from None
+    return {k: v for k, v in data["trees"].items() if k in PROFILES and isinstance(v, list)}
+
+
 class KnowledgeBase:
     """All API knowledge for one profile; hashable by identity, picklable."""
 
@@ -61,6 +79,7 @@ class KnowledgeBase:
         for table in front.values():  # prose changes nothing
             if isinstance(table, dict):
                 table.pop("_doc", None)
+        front.pop("trees", None)  # which files are analysed, not what is read from them
         for topic, keys in PROGRAM_ONLY.items():
             for prof in front.get(topic, {}).values():
                 if isinstance(prof, dict):
