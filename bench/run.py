@@ -42,7 +42,7 @@ def ensure_tree(path: str | None) -> str:
 def probe() -> float:
     """Seconds for a fixed pure-Python loop: the host's speed when the figures were taken.
     Shared cloud hosts vary by 2x from hour to hour; compare runs at similar probe times
-    (1.7-1.8 s on this project's 2-vCPU machine at its usual speed)."""
+    (about 0.55 s on this project's 2-vCPU machine at its usual speed, 1 s when it runs at half speed)."""
     t = time.perf_counter()
     x = 0
     for i in range(10_000_000):

@@ -88,6 +88,20 @@ def test_if0_keeps_the_else_branch() -> None:
     assert not parse(n.text).root_node.has_error
 
 
+@pytest.mark.parametrize("define, dead", [
+    (b"#define DUMP_IT 0 /* debug */\n", True),
+    (b"#define DUMP_IT (0)\n", True),
+    (b"#define DUMP_IT 1\n", False),
+    (b"#define DUMP_IT 0\n#undef DUMP_IT\n#define DUMP_IT 1\n", False),
+    (b"", False),  # defined elsewhere, if at all
+])
+def test_if_name_the_file_defines_as_0(define: bytes, dead: bool) -> None:
+    src = define + b"void f(void)\n{\n#if DUMP_IT\n\tdump();\n#else\n\tquiet();\n#endif\n}\n"
+    n = normalize(src, KB)
+    assert len(n.text) == len(src)
+    assert (b"dump()" not in n.text) == dead and b"quiet();" in n.text
+
+
 # Shapes of real kernel and selftest code (written here in a few lines each) that the grammar
 # only takes after normalizing: (source, [(function, line)]).
 _BPF_SELFTEST = b"""\

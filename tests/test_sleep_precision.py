@@ -84,3 +84,15 @@ def test_a_files_own_macro_is_no_call_of_a_function_elsewhere() -> None:
     doc = check_json(ROOT / "macro_shadow")
     got = sorted((Path(f["file"]).name, f["line"], f["function"]) for f in doc["findings"])
     assert got == [("twin.c", 20, "twin_put"), ("user.c", 11, "user_put")]
+
+
+def test_lock_named_through_a_call_follows_the_argument() -> None:
+    """`&usk(s)->lock` keeps its call: the callee's `usk(other)->lock` becomes the caller's
+    `usk(peer)->lock`, released there; usk(sk)'s release leaves usk(peer)'s held."""
+    from irqlint.lockexpr import normalise
+
+    assert normalise("&usk(other)->lock") == "usk(other)->lock"
+    hits = _hits(check_json(ROOT / "call_base.c"), "call_base.c")
+    assert [(r, ln, fn) for r, ln, fn, _ in hits] == [
+        ("sleep-in-atomic", 38, "sock_connect_bad")]
+    assert "usk(peer)->lock" in hits[0][3]

@@ -17,7 +17,7 @@ _CAST = re.compile(r"^\((?:const\s+|volatile\s+)*(?:struct|union)?\s*\w+\s*\**\s
                    r"(?!\s*(?:->|\.|\[|$))")
 _INDEX = re.compile(r"\[[^\[\]]*\]")
 _BASE = re.compile(r"^([A-Za-z_]\w*)((?:(?:->|\.)[A-Za-z_]\w*|\[\])*)$")
-_PAREN_NAME = re.compile(r"\(([A-Za-z_]\w*)\)")
+_PAREN_NAME = re.compile(r"(?<![\w)\]])\(([A-Za-z_]\w*)\)")  # not a call's `f(x)`
 _DEREF_DOT = re.compile(r"\(\*([A-Za-z_]\w*)\)\.")
 # ((mas->tree))->ma_lock (a wrapper macro's parenthesised argument): parentheses around a
 # member path say nothing either; `f(a->b)->lock` is a call, not one of those

@@ -123,6 +123,9 @@ class _WordStartRe:
 
 
 _IF0 = re.compile(rb"#[ \t]*if[ \t]+0\b")
+# `#define DUMP_IT_BACK 0` ... `#if DUMP_IT_BACK`: a debug switch the file turns off
+_DEF0 = re.compile(rb"[ \t]*#[ \t]*define[ \t]+[A-Za-z_]\w*[ \t]+\(?0\)?[ \t]*(?:/[*/].*)?")
+_IF_NAME = re.compile(rb"#[ \t]*if[ \t]+([A-Za-z_]\w*)[ \t]*(?:/[*/].*)?$", re.MULTILINE)
 _PP_LINE = _LineStartRe(rb"[ \t]*#[ \t]*(if|ifdef|ifndef|elif|else|endif)\b")
 
 
@@ -232,10 +235,25 @@ def _matching_endif(text: bytes, pos: int) -> int:
     return next((s for kw, s in _group_directives(text, pos) if kw == b"endif"), -1)
 
 
+def _zero(text: bytes, name: bytes) -> bool:
+    """The file defines `name` as 0 once, and never otherwise nor #undef's it."""
+    defs = re.findall(rb"^[ \t]*#[ \t]*(?:define|undef)[ \t]+" + name + rb"\b.*$", text,
+                      re.MULTILINE)
+    return len(defs) == 1 and _DEF0.fullmatch(defs[0]) is not None
+
+
 def blank_if0(buf: bytearray) -> None:
-    """Blank `#if 0 ... #endif` regions (the #else branch, if any, is kept)."""
+    """Blank `#if 0 ... #endif` regions (the #else branch, if any, is kept); `#if NAME` is
+    `#if 0` when the file defines NAME as 0 (and nothing else)."""
     text = bytes(buf)
-    for m in _IF0.finditer(text):
+    starts = list(_IF0.finditer(text))
+    named = _IF_NAME.findall(text)
+    if named:
+        zero = {n for n in set(named) if _zero(text, n)}
+        if zero:
+            starts += [m for m in _IF_NAME.finditer(text) if m.group(1) in zero]
+            starts.sort(key=lambda m: m.start())
+    for m in starts:
         if not _at_line_start(text, m.start()) or buf[m.start() : m.end()].strip() == b"":
             continue  # already blanked as part of an outer #if 0
         for kw, start in _group_directives(text, m.end()):
