@@ -175,3 +175,21 @@ int f(int *p, bool reclaim)
     ff = _extract(src)
     guards = {c.callee: c.guard for c in ff.functions[0].calls}
     assert guards == {"g": (), "h": ((1, False),), "k": ((1, True),), "m": ()}
+
+
+def test_named_constant_selects_the_path() -> None:
+    """`if (opts == MBOX_CMD_POLL)` and `if (opts != MBOX_CMD_NOWAIT) return`, through a
+    helper that passes the mode on: the other constant is silent, the same one flagged."""
+    doc = check_json(ROOT / "named.c")
+    got = sorted((f["rule"], f["line"], f["function"]) for f in doc["findings"])
+    assert got == [("sleep-in-atomic", 53, "mbox_bad_kick"),
+                   ("sleep-in-atomic", 54, "mbox_bad_kick")]
+
+
+def test_named_constants_contradicting_is_a_dead_path() -> None:
+    from irqlint.program import dead
+
+    assert dead(((0, "=MODE_A"), (0, "=MODE_B")))
+    assert dead(((0, "!MODE_A"), (0, "=MODE_A")))
+    assert not dead(((0, "!MODE_A"), (0, "!MODE_B")))
+    assert not dead(((0, True), (0, "=MODE_A")))

@@ -96,3 +96,15 @@ def test_lock_named_through_a_call_follows_the_argument() -> None:
     assert [(r, ln, fn) for r, ln, fn, _ in hits] == [
         ("sleep-in-atomic", 38, "sock_connect_bad")]
     assert "usk(peer)->lock" in hits[0][3]
+
+
+def test_irq_enable_is_absolute_around_a_loop() -> None:
+    hits = _hits(check_json(ROOT / "irq_loop.c"), "irq_loop.c")
+    assert [(r, ln, fn) for r, ln, fn, _ in hits] == [("sleep-in-atomic", 29, "nested_save")]
+
+
+def test_start_kernel_may_sleep_with_irqs_off_not_under_a_lock() -> None:
+    hits = _hits(check_json(ROOT / "boot.c"), "boot.c")
+    assert [(r, ln, fn) for r, ln, fn, _ in hits] == [
+        ("sleep-in-atomic", 21, "start_kernel"), ("sleep-in-atomic", 29, "late_setup")]
+    assert "early_lock" in hits[0][3] and "IRQs disabled" in hits[1][3]

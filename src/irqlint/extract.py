@@ -30,6 +30,7 @@ from .ir import (
     Registration,
     Sharing,
     WriteLocks,
+    need_key,
 )
 from .kb import KnowledgeBase
 from .lockexpr import base_type, lock_class, normalise
@@ -73,7 +74,7 @@ class FileContext:
     reads_at: list[tuple[int, str]] = field(default_factory=list)  # ->field / .field
     local_macros: frozenset[str] = frozenset()  # function-like macros this file #defines
     # start byte of a call -> its constant arguments by truth value (see Call.consts)
-    consts_at: dict[int, tuple[tuple[int, bool], ...]] = field(default_factory=dict)
+    consts_at: dict[int, tuple[tuple[int, bool | str], ...]] = field(default_factory=dict)
     # `x++`, `--x`, `&x` (identifiers only)
     changed: _Buckets = field(default_factory=lambda: _Buckets([]))
     forever_at: list[int] | None = None  # `for (;;)`, `while (1)`: on demand
@@ -300,11 +301,13 @@ def extract_file(path: str, source: bytes, kb: KnowledgeBase, wrappers: Wrappers
     decls = _Buckets(cap.get("decl", []))
     assigns = _Buckets(cap.get("assign.lhs", []))
     flags = _Buckets(cap.get("if.flag", []))
+    cmps = _Buckets([n for n in cap.get("if.cmp", []) if _named_test(n)])
     idargs = _Buckets(cap.get("call.idarg", []))
     warning_tests = kb.names("warning_tests")
     warns = _Buckets([n for n in cap.get("if.warn", []) if _text(n) in warning_tests])
     ctx.changed = _Buckets(cap.get("changed", []))
-    ctx.consts_at = _const_args(cap.get("call.const", []))
+    ctx.consts_at = _const_args(cap.get("call.const", []) + [
+        n for n in cap.get("call.idarg", []) if _NAMED.fullmatch(n.text or b"")])
     t3 = time.perf_counter()
 
     # file-scope designated initializers: .irq_shutdown = shutdown_pirq
@@ -349,6 +352,7 @@ def extract_file(path: str, source: bytes, kb: KnowledgeBase, wrappers: Wrappers
         pf.vias = vias.within(body.start_byte, body.end_byte)
         pf.callees = {t for _, t in pf.names}
         pf.flags = flags.within(body.start_byte, body.end_byte)
+        pf.cmps = cmps.within(body.start_byte, body.end_byte) if params else []
         pf.warns = warns.within(body.start_byte, body.end_byte)
         pf.idargs = idargs.within(body.start_byte, body.end_byte) if params else []
         pending.append(pf)
@@ -441,6 +445,7 @@ class _PendingFunction:
     vias: list[Node] = field(default_factory=list)  # function expressions of other calls
     callees: set[str] = field(default_factory=set)
     flags: list[Node] = field(default_factory=list)  # `x` of `if (x)` and `if (!x)`
+    cmps: list[Node] = field(default_factory=list)  # `x` of `if (x == NAME)` and `!=`
     idargs: list[Node] = field(default_factory=list)  # identifiers passed as arguments
     warns: list[Node] = field(default_factory=list)  # `WARN_ON` of `if (WARN_ON(x))`
     # inconsistent-locking (``sharing``): declarations of the body; shared writes (start byte,
@@ -491,8 +496,9 @@ def _finish_function(pf: _PendingFunction, ctx: FileContext, assigns: _Buckets) 
     keyed: set[str] = set()
     # arguments are kept for known APIs, and wherever a gfp mask is passed on
     gfp_here = bool(gfp_params) or within(ctx.gfp_at, body.start_byte, body.end_byte)
-    flag_params = _flag_params(pf, assigns, ctx.changed) if pf.flags or pf.idargs else {}
-    flag_ranges = _flag_ranges(pf, flag_params) if pf.flags or pf.warns else []
+    flag_params = _flag_params(pf, assigns, ctx.changed) \
+        if pf.flags or pf.idargs or pf.cmps else {}
+    flag_ranges = _flag_ranges(pf, flag_params) if pf.flags or pf.warns or pf.cmps else []
     passes_at = _passed_params(pf, flag_params) if pf.idargs and flag_params else {}
     consts_at = ctx.consts_at
     for n, name in pf.names:
@@ -594,16 +600,32 @@ def _finish_function(pf: _PendingFunction, ctx: FileContext, assigns: _Buckets) 
 _INT = re.compile(r"(0[xX][0-9a-fA-F]+|\d+)[uUlL]*")
 
 
-def _const_args(nodes: list[Node]) -> dict[int, tuple[tuple[int, bool], ...]]:
-    """Start byte of each call with constant arguments -> (argument index, truth value)."""
-    out: dict[int, tuple[tuple[int, bool], ...]] = {}
+# an enumerator or a #define'd constant, by kernel naming: MODE_POLL, EFCT_CMD_NOWAIT
+_NAMED = re.compile(rb"[A-Z][A-Z0-9]*_[A-Z0-9_]*[A-Z0-9]")
+
+
+def _named_test(n: Node) -> bool:
+    """`x` of `if (x == NAME)` or `if (x != NAME)`, NAME a named constant."""
+    test = n.parent
+    if test is None:
+        return False
+    op = test.child_by_field_name("operator")
+    right = test.child_by_field_name("right")
+    return op is not None and op.type in ("==", "!=") and right is not None \
+        and _NAMED.fullmatch(right.text or b"") is not None
+
+
+def _const_args(nodes: list[Node]) -> dict[int, tuple[tuple[int, bool | str], ...]]:
+    """Start byte of each call with constant arguments -> (argument index, truth value, or
+    the constant's name)."""
+    out: dict[int, tuple[tuple[int, bool | str], ...]] = {}
     for n in nodes:
         al = n.parent
         call = al.parent if al is not None else None
         if al is None or call is None or call.type != "call_expression" \
                 or call.start_byte in out:
             continue
-        got = []
+        got: list[tuple[int, bool | str]] = []
         i = 0
         for a in al.named_children:
             t = a.type
@@ -613,6 +635,10 @@ def _const_args(nodes: list[Node]) -> dict[int, tuple[tuple[int, bool], ...]]:
                 got.append((i, True))
             elif t in ("false", "null"):
                 got.append((i, False))
+            elif t == "identifier":
+                name = a.text or b""
+                if _NAMED.fullmatch(name):
+                    got.append((i, name.decode()))
             elif t == "number_literal":
                 m = _INT.fullmatch(_text(a))
                 if m is not None:  # 0x10, 0644, 1UL: true unless every digit is 0
@@ -659,25 +685,32 @@ def _passed_params(pf: _PendingFunction, index: dict[str, int]
 
 
 def _flag_ranges(pf: _PendingFunction, index: dict[str, int]
-                 ) -> list[tuple[int, int, int, bool]]:
+                 ) -> list[tuple[int, int, int, bool | str]]:
     """(start, end, parameter index, truth value): where the body runs only when one of its
     parameters, never assigned in it, tests true or false (`if (wait) ...`, `if (!wait)
     return 0;` and the rest of that block)."""
-    out: list[tuple[int, int, int, bool]] = []
+    out: list[tuple[int, int, int, bool | str]] = []
     for w in pf.warns:  # `if (WARN_ON(x))`: the branch of a kernel that has warned
         call = w.parent
         stmt = call.parent.parent if call is not None and call.parent is not None else None
         cons = stmt.child_by_field_name("consequence") if stmt is not None else None
         if cons is not None:
             out.append((cons.start_byte, cons.end_byte, WARNED, True))
-    for flag in pf.flags:
+    for flag in pf.flags + pf.cmps:
         k = index.get(_text(flag))
         if k is None:
             continue
         cond = flag.parent
-        want = True
+        want: bool | str = True
+        other: bool | str = False
         if cond is not None and cond.type == "unary_expression":
-            want, cond = False, cond.parent
+            want, other, cond = False, True, cond.parent
+        elif cond is not None and cond.type == "binary_expression":
+            op, right = cond.child_by_field_name("operator"), cond.child_by_field_name("right")
+            name = _text(right) if right is not None else ""
+            want, other = ("=" + name, "!" + name) if op is not None and op.type == "==" \
+                else ("!" + name, "=" + name)
+            cond = cond.parent
         stmt = cond.parent if cond is not None else None
         if stmt is None or stmt.type != "if_statement":
             continue
@@ -686,7 +719,7 @@ def _flag_ranges(pf: _PendingFunction, index: dict[str, int]
         if cons is not None:
             out.append((cons.start_byte, cons.end_byte, k, want))
         if alt is not None:
-            out.append((alt.start_byte, alt.end_byte, k, not want))
+            out.append((alt.start_byte, alt.end_byte, k, other))
         elif cons is not None and _jumps(cons):
             block = stmt.parent
             if block is not None and block.type == "compound_statement":
@@ -694,7 +727,7 @@ def _flag_ranges(pf: _PendingFunction, index: dict[str, int]
                 end = next((c.start_byte for c in block.named_children
                             if c.start_byte > stmt.start_byte
                             and c.type == "labeled_statement"), block.end_byte)
-                out.append((stmt.end_byte, end, k, not want))
+                out.append((stmt.end_byte, end, k, other))
     return out
 
 
@@ -712,8 +745,9 @@ def _jumps(n: Node) -> bool:
     return n.type in _JUMPS
 
 
-def _guard_at(ranges: list[tuple[int, int, int, bool]], at: int) -> tuple[tuple[int, bool], ...]:
-    return tuple(sorted({(k, w) for s, e, k, w in ranges if s <= at < e}))
+def _guard_at(ranges: list[tuple[int, int, int, bool | str]], at: int
+              ) -> tuple[tuple[int, bool | str], ...]:
+    return tuple(sorted({(k, w) for s, e, k, w in ranges if s <= at < e}, key=need_key))
 
 
 def _const_return(body: bytes) -> str:

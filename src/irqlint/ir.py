@@ -30,6 +30,11 @@ class Step(NamedTuple):
 WARNED = -1
 
 
+def need_key(need: tuple[int, bool | str]) -> tuple[int, str]:
+    """Order of the (parameter, value) pairs of a guard: truth values and names mix."""
+    return need[0], repr(need[1])
+
+
 class Call(NamedTuple):
     """A call site.  `callee` is the called name; for an indirect call it is "" and `via` holds
     the expression the call goes through (``x->ops->irq_shutdown``).  A NamedTuple, not a
@@ -41,11 +46,13 @@ class Call(NamedTuple):
     col: int
     args: tuple[str, ...] = ()
     # the caller's flag parameters the call is reached under: (parameter index, true?) for
-    # each `if (flag)` / `if (!flag)` around it or returned on before it; (WARNED, True) on
-    # the branch of an `if (WARN_ON(...))`
-    guard: tuple[tuple[int, bool], ...] = ()
-    # arguments that are constants, by truth value: (argument index, true?) for `f(x, false)`
-    consts: tuple[tuple[int, bool], ...] = ()
+    # each `if (flag)` / `if (!flag)` around it or returned on before it, (parameter index,
+    # "=NAME" or "!NAME") for `if (mode == NAME)` / `!=`; (WARNED, True) on the branch of an
+    # `if (WARN_ON(...))`
+    guard: tuple[tuple[int, bool | str], ...] = ()
+    # arguments that are constants: (argument index, true?) for `f(x, false)`, (argument
+    # index, "NAME") for a named constant, `f(x, MODE_POLL)`
+    consts: tuple[tuple[int, bool | str], ...] = ()
     # arguments that are the caller's own parameters, passed on as they are: (argument
     # index, parameter index) for `g(x, wait)` in `f(x, wait)`
     passes: tuple[tuple[int, int], ...] = ()

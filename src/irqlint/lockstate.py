@@ -1014,8 +1014,13 @@ class _Run:
 
     def _apply_op(self, cur: dict[str, tuple[Any, ...]], op: LockOp) -> None:
         e = cur.get(op.expr)
+        # local_irq_disable()/_enable() (and spin_lock_irq()/spin_unlock_irq()) set the IRQ
+        # state whatever it was: they do not nest as local_irq_save()/_restore() do
+        absolute = op.kind == "irq" and op.irq in ("off", "on")
         if op.op in ("acquire", "trylock"):
-            if e is not None and e[1] in HELD:
+            if e is not None and e[1] in HELD and absolute:
+                pass  # off already
+            elif e is not None and e[1] in HELD:
                 if op.kind in NESTING or e[3] in NESTING:
                     cur[op.expr] = (e[0], e[1], min(e[2] + 1, 3), e[3], e[4], e[5], e[6], e[7])
                 elif e[4] == op.line or _VAR_INDEX.search(op.expr) or e[7] or op.op == "trylock":
@@ -1044,7 +1049,7 @@ class _Run:
             elif e[1] in ("?", "Q"):
                 cur[op.expr] = (op.expr, "?", 0, e[3], op.line, False, e[6], False)
             elif e[1] in HELD:
-                if e[2] > 1:
+                if e[2] > 1 and not absolute:
                     cur[op.expr] = (e[0], e[1], e[2] - 1, e[3], e[4], e[5], e[6], e[7])
                 else:
                     status = "U" if e[1] == "C" else "R"
@@ -1190,8 +1195,8 @@ def _scope_names(op: LockOp) -> tuple[str, ...]:
 def _pseudo(op: LockOp, which: str, on: bool) -> LockOp:
     """The IRQ/BH section a lock operation opens or closes as a side effect.  Its class ends
     in "*": such a section is reported through the lock that opened it, never on its own."""
-    return LockOp("acquire" if on else "release", op.api, which, which, which + "*", None, None,
-                  op.line, op.col, op.scoped)
+    return LockOp("acquire" if on else "release", op.api, which, which, which + "*",
+                  op.irq if which == "irq" else None, None, op.line, op.col, op.scoped)
 
 
 def _unsure(e: tuple[Any, ...]) -> tuple[Any, ...]:

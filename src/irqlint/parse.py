@@ -23,6 +23,8 @@ FACTS_QUERY = """
 (if_statement condition: (parenthesized_expression (identifier) @if.flag))
 (if_statement condition: (parenthesized_expression
   (unary_expression operator: "!" argument: (identifier) @if.flag)))
+(if_statement condition: (parenthesized_expression
+  (binary_expression left: (identifier) @if.cmp right: (identifier))))
 (argument_list [(true) (false) (null) (number_literal)] @call.const)
 (argument_list (identifier) @call.idarg)
 (if_statement condition: (parenthesized_expression

@@ -32,7 +32,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from .ir import NOT_LOCKS, WARNED, Call, FileFacts, Function, LockOp, Step
+from .ir import NOT_LOCKS, WARNED, Call, FileFacts, Function, LockOp, Step, need_key
 from .kb import KnowledgeBase
 
 FIELD_FALLBACK_MAX = 4  # a bare field name resolves only if it names at most this many functions
@@ -66,7 +66,26 @@ def show(cls: str) -> str:
 # (parameter index, truth value) pairs: a summary's event happens only when the function's
 # flag parameters test so (`if (wait) msleep(1)`); a call with a constant argument that says
 # otherwise does not reach it
-Needs = tuple[tuple[int, bool], ...]
+Needs = tuple[tuple[int, bool | str], ...]
+
+
+def _fits(v: bool | str, w: bool | str) -> bool:
+    """A constant argument `v` against what a callee's event needs of it, `w`: False only when
+    they contradict (false for `if (flag)`, MODE_B for `if (mode == MODE_A)`).  A named
+    constant's truth value, and a number's name, are not known."""
+    if isinstance(w, bool):
+        return not isinstance(v, bool) or v == w
+    if isinstance(v, bool):
+        return True
+    return (v == w[1:]) == (w[0] == "=")
+
+
+def _agree(values: list[bool | str]) -> bool:
+    """Tests of one parameter that can all hold at once."""
+    truth = {w for w in values if isinstance(w, bool)}
+    eq = {w[1:] for w in values if isinstance(w, str) and w[0] == "="}
+    ne = {w[1:] for w in values if isinstance(w, str) and w[0] == "!"}
+    return len(truth) <= 1 and len(eq) <= 1 and not eq & ne
 
 
 def reaches(needs: Needs, call: Call) -> bool:
@@ -75,7 +94,7 @@ def reaches(needs: Needs, call: Call) -> bool:
     if not needs or not call.consts:
         return True
     consts = dict(call.consts)
-    return all(consts.get(j, w) == w for j, w in needs)
+    return all(_fits(consts[j], w) for j, w in needs if j in consts)
 
 
 def bind(needs: Needs, call: Call) -> Needs | None:
@@ -92,11 +111,11 @@ def bind(needs: Needs, call: Call) -> Needs | None:
     for j, w in needs:
         v = consts.get(j) if consts else None
         if v is not None:
-            if v != w:
+            if not _fits(v, w):
                 return None
         elif passes and j in passes:
             out.add((passes[j], w))
-    got = tuple(sorted(out))
+    got = tuple(sorted(out, key=need_key))
     return None if dead(got) else got
 
 
@@ -104,7 +123,16 @@ def dead(guard: Needs) -> bool:
     """A call under contradicting tests of one flag (`if (!wait) return; ... else` of
     `if (wait)`) is never made; one on a WARN_ON() branch is not followed (what a kernel
     that has already found a bug does next is a second bug's path)."""
-    return bool(guard) and (guard[0][0] == WARNED or len({k for k, _ in guard}) < len(guard))
+    if not guard:
+        return False
+    if guard[0][0] == WARNED:
+        return True
+    if len({k for k, _ in guard}) == len(guard):
+        return False
+    by: dict[int, list[bool | str]] = {}
+    for k, w in guard:
+        by.setdefault(k, []).append(w)
+    return not all(_agree(ws) for ws in by.values())
 
 
 class Site(NamedTuple):
@@ -210,6 +238,7 @@ class Program:
     sleepers: frozenset[str] = frozenset()
     sleeping_kinds: frozenset[str] = frozenset()
     atomic_kinds: frozenset[str] = frozenset()
+    boot: frozenset[str] = frozenset()  # start-up code: its IRQs-off section may sleep
     conditional_re: re.Pattern[str] = field(init=False)
     conditional_sleep: list[bool] = field(default_factory=list)
     comps: list[list[int]] = field(default_factory=list)  # strongly connected, callees first
@@ -222,6 +251,7 @@ class Program:
         self.sleepers = frozenset(sl["functions"])
         self.sleeping_kinds = frozenset(sl["sleeping_kinds"])
         self.atomic_kinds = frozenset(sl["atomic_kinds"])
+        self.boot = frozenset(sl.get("boot_functions", ()))
 
     def canon(self, cls: str) -> str:
         """A lock class re-rooted at the deepest struct the whole tree knows: a file that

@@ -52,7 +52,7 @@ from .program import (
     merge_links,
 )
 
-MAGIC = "irqlint-program-6"
+MAGIC = "irqlint-program-7"
 _END = "end"  # the last pair's name: a file cut short is no snapshot
 MAX_CHANGED = 64  # more changed files than this: a whole build is about as quick
 # tables kept as they are (lists, dicts and tuples of plain values)

@@ -94,15 +94,18 @@ def check(analysis: Analysis) -> Iterator[Finding]:
         fn = prog.funcs[f]
         ops_at = acquires_at(fn) if sites and fn.lock_ops else {}
         done: set[int] = set()
+        boot = fn.name in prog.boot
         for site in sites:
-            atomic = strongest(site.held, kinds)
+            # start_kernel() runs with IRQs off before there is anything to schedule
+            held = tuple(h for h in site.held if h[1] != "irq") if boot else site.held
+            atomic = strongest(held, kinds)
             if atomic is None or site.call.line in done or dead(site.call.guard):
                 continue
             s, _ = site_sleep(prog, site, fn, ops_at)
             if s is None:
                 continue
             if s.dropped:  # the callee lets go of these before it sleeps
-                atomic = strongest(tuple(h for h in site.held
+                atomic = strongest(tuple(h for h in held
                                          if prog.canon(h[0]) not in s.dropped), kinds)
                 if atomic is None:
                     continue
