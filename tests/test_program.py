@@ -173,3 +173,14 @@ def test_a_lock_class_with_lockdep_keys_of_its_own_is_not_one_lock(tmp_path: Pat
     (tmp_path / "hub.c").write_text(_RINGS.replace(
         "KEYS", "lockdep_set_class(&h->rx.lock, &ring_keys[0]);"))
     assert check_json(tmp_path)["findings"] == []
+
+
+def test_wait_matched_by_type_and_traced_to_its_own_call() -> None:
+    """The controller's `reset_work` is not the device's; of a callee's two cancels, the
+    trace shows the one that waits for the lock's taker."""
+    doc = check_json(FIXTURES / "program" / "work_types.c")
+    hits = {f["line"]: f for f in doc["findings"] if f["rule"] == "wait-under-lock"}
+    assert sorted(hits) == [48, 61]
+    waits = [s for s in hits[61]["traces"][0] if s["note"].endswith("waits")]
+    assert [(s["line"], s["note"]) for s in waits] == [
+        (55, "cancel_work_sync(&g->reset_work) waits")]

@@ -494,6 +494,9 @@ def _finish_function(pf: _PendingFunction, ctx: FileContext, assigns: _Buckets) 
     gfp_params = frozenset(p for p, t in pf.params if p and "gfp" in t)
     keyers = kb.names("lockdep_keys")
     keyed: set[str] = set()
+    wait_specs = kb.section("waits")["waits"]
+    key_args = kb.section("waits")["key_args"]
+    objs: list[tuple[int, int, str]] = []
     # arguments are kept for known APIs, and wherever a gfp mask is passed on
     gfp_here = bool(gfp_params) or within(ctx.gfp_at, body.start_byte, body.end_byte)
     flag_params = _flag_params(pf, assigns, ctx.changed) \
@@ -521,8 +524,17 @@ def _finish_function(pf: _PendingFunction, ctx: FileContext, assigns: _Buckets) 
                     if spec["arg"] < len(argv):
                         target = argv[spec["arg"]].lstrip("&").strip("() ")
                         if re.fullmatch(r"[A-Za-z_]\w*", target):
+                            k = key_args.get(name)
+                            obj = _obj_class(argv[k], pf, ctx) \
+                                if k is not None and k < len(argv) else ""
                             regs.append(Registration(name, spec["role"], target, sp[0] + 1,
-                                                     argv))
+                                                     argv, obj))
+                if name in wait_specs:
+                    k = wait_specs[name]["arg"]
+                    if k is not None and k < len(argv):
+                        obj = _obj_class(argv[k], pf, ctx)
+                        if obj:
+                            objs.append((sp[0] + 1, sp[1] + 1, obj))
         if flag_ranges or consts_at or passes_at:
             at = n.start_byte  # a direct call starts with its callee's name
             guard = _guard_at(flag_ranges, at) if flag_ranges else ()
@@ -594,7 +606,18 @@ def _finish_function(pf: _PendingFunction, ctx: FileContext, assigns: _Buckets) 
         sharing=sharing.facts(pf, ctx, ctx.source) if share else Sharing(),
         keyed=tuple(sorted(keyed)),
         const_return=_const_return(ctx.text[body.start_byte:body.end_byte]),
+        objs=tuple(objs),
     )
+
+
+def _obj_class(arg: str, pf: _PendingFunction, ctx: FileContext) -> str:
+    """The typed class of a struct field a wait or a registration names (`&ar->scan.timeout`
+    -> `ath11k::scan.timeout`), or "" when it is no typed field."""
+    e = normalise(arg)
+    if "->" not in e and "." not in e:
+        return ""
+    cls = lock_class(e, pf.env, ctx.globals_, ctx.structs, ctx.path)
+    return cls if "::" in cls else ""
 
 
 _INT = re.compile(r"(0[xX][0-9a-fA-F]+|\d+)[uUlL]*")

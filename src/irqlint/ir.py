@@ -96,6 +96,7 @@ class Registration(NamedTuple):
     target: str
     line: int
     args: tuple[str, ...]
+    obj: str = ""  # the typed class of what it registers for (`ath11k::scan.timeout`), or ""
 
 
 class Diagnostic(NamedTuple):
@@ -173,6 +174,9 @@ class Function(NamedTuple):
     # the kernel tells their instances apart, a class per struct field cannot
     keyed: tuple[str, ...] = ()
     const_return: str = ""  # every return returns this literal (`0`): a call cannot fail
+    # (line, column, typed class) of what each wait call waits for, when typed: the timer,
+    # work or IRQ field of a struct (`ath11k::scan.timeout`)
+    objs: tuple[tuple[int, int, str], ...] = ()
 
 
 class KeyEvent(NamedTuple):

@@ -186,6 +186,7 @@ class Reg(NamedTuple):
     line: int
     api: str
     args: tuple[str, ...]
+    obj: str = ""  # typed class of what it registers for (ir.Registration.obj)
 
 
 class Wait(NamedTuple):
@@ -197,6 +198,7 @@ class Wait(NamedTuple):
     depth: int
     dropped: frozenset[str] = frozenset()  # caller locks let go before the wait (b43)
     needs: Needs = ()  # only when these flag parameters test so (see Call.guard)
+    obj: str = ""  # typed class of what is waited for, when typed (ir.Function.objs)
 
 
 @dataclass(slots=True)
@@ -304,7 +306,7 @@ class Program:
             if w.callee < 0:
                 break
             fid = w.callee
-            nxt = next((x for x in self.waits[fid] if x.api == w.api), None)
+            nxt = next((x for x in self.waits[fid] if x.api == w.api and x.arg == w.arg), None)
             if nxt is None:
                 break
             w = nxt
@@ -500,10 +502,10 @@ class _Linker:
         for r in itertools.chain(ff.fn_refs, (r for fn in ff.functions for r in fn.fn_refs)):
             if _IDENT.match(r.target):
                 refs.extend((t, r.field, r.line) for t in name(r.target, ff.path))
-        fn_regs = tuple((t, Reg(rg.role, first + k, fn.file, rg.line, rg.api, rg.args))
+        fn_regs = tuple((t, Reg(rg.role, first + k, fn.file, rg.line, rg.api, rg.args, rg.obj))
                         for k, fn in enumerate(ff.functions) for rg in fn.registrations
                         for t in name(rg.target, fn.file))
-        file_regs = tuple((t, Reg(rg.role, -1, ff.path, rg.line, rg.api, rg.args))
+        file_regs = tuple((t, Reg(rg.role, -1, ff.path, rg.line, rg.api, rg.args, rg.obj))
                           for rg in ff.registrations for t in name(rg.target, ff.path))
         return Links(tuple(refs), fn_regs, file_regs)
 
@@ -922,12 +924,15 @@ _NO_HELD: dict[tuple[int, int], tuple[tuple[str, str, int], ...]] = {}
 _NO_OPS: frozenset[tuple[int, int]] = frozenset()
 
 
-def direct_wait(waits: dict[str, Any], c: Call, dropped: frozenset[str] = frozenset()) -> Wait:
-    """The wait a call to a wait API performs (what it waits for, as written)."""
+def direct_wait(waits: dict[str, Any], c: Call, fn: Function,
+                dropped: frozenset[str] = frozenset()) -> Wait:
+    """The wait a call to a wait API performs (what it waits for, as written and typed)."""
     spec = waits[c.callee]
     i = spec["arg"]
     arg = c.args[i] if i is not None and i < len(c.args) else ""
-    return Wait(c.callee, spec["what"], arg, c.line, -1, 0, dropped)
+    obj = next((o for ln, col, o in fn.objs if ln == c.line and col == c.col), "") \
+        if fn.objs else ""
+    return Wait(c.callee, spec["what"], arg, c.line, -1, 0, dropped, (), obj)
 _EMPTY: frozenset[str] = frozenset()
 
 
@@ -1009,7 +1014,7 @@ class _Summariser:
                     sleep = _own_drops(prog, here, site.held)
             if c.callee in waits:
                 if len(wl) < MAX_WAITS:
-                    w = direct_wait(waits, c, drops.get((c.line, c.col), _EMPTY)
+                    w = direct_wait(waits, c, fn, drops.get((c.line, c.col), _EMPTY)
                                     if drops else _EMPTY)
                     wl.append(w._replace(needs=g) if g else w)
                 continue
@@ -1027,11 +1032,11 @@ class _Summariser:
                     here_drops = drops.get((c.line, c.col), _EMPTY) if drops else _EMPTY
                     for w in tw:
                         if len(wl) < MAX_WAITS and w.depth < MAX_DEPTH and all(
-                                x.api != w.api for x in wl):
+                                x.api != w.api or x.arg != w.arg for x in wl):
                             b = bind(w.needs, c)
                             if b is not None:
                                 wl.append(Wait(w.api, w.what, w.arg, c.line, t,
-                                               w.depth + 1, w.dropped | here_drops, b))
+                                               w.depth + 1, w.dropped | here_drops, b, w.obj))
                 ta = prog.acq[t]
                 if ta and len(acq) < MAX_ACQ:
                     here_drops = drops.get((c.line, c.col), _EMPTY) if drops else _EMPTY

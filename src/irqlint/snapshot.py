@@ -52,7 +52,7 @@ from .program import (
     merge_links,
 )
 
-MAGIC = "irqlint-program-7"
+MAGIC = "irqlint-program-8"
 _END = "end"  # the last pair's name: a file cut short is no snapshot
 MAX_CHANGED = 64  # more changed files than this: a whole build is about as quick
 # tables kept as they are (lists, dicts and tuples of plain values)
@@ -81,16 +81,17 @@ def _flat_fn(fn: Function, full: bool) -> tuple[Any, ...]:
     summary must be redone."""
     return (fn.name, fn.file, fn.line, fn.end_line, fn.static, fn.has_error, fn.error_hint,
             fn.irqs_off, None if fn.effect == _NO_EFFECT else tuple(fn.effect), fn.const_return,
-            (fn.params, fn.annotations, tuple(map(tuple, fn.lock_ops)), fn.held) if full else None)
+            (fn.params, fn.annotations, tuple(map(tuple, fn.lock_ops)), fn.held, fn.objs)
+            if full else None)
 
 
 def _fn(t: tuple[Any, ...]) -> Function:
     name, file, line, end, static, err, hint, irqs_off, eff, const, full = t
-    params, ann, ops, held = full or ((), (), (), ())
+    params, ann, ops, held, objs = full or ((), (), (), (), ())
     return Function(name, file, line, end, static, params, ann, err, (),
                     tuple(LockOp._make(o) for o in ops), (), (), (), (),
                     LockEffect._make(eff) if eff else _NO_EFFECT, (), hint, held, irqs_off,
-                    const_return=const)
+                    const_return=const, objs=objs)
 
 
 def _flat_site(s: Site) -> tuple[Any, ...]:

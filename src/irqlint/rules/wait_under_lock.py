@@ -102,6 +102,11 @@ def _same_object(a: tuple[str, ...], b: tuple[str, ...], generic: frozenset[str]
     return a[-1] not in generic or n > 1
 
 
+def _resolved(cls: str) -> bool:
+    _, sep, fields = cls.partition("::")
+    return bool(sep) and "->" not in fields and "[" not in fields
+
+
 class _Matcher:
     """Registrations by role and directory; each wait matched once per (kind, arg, file)."""
 
@@ -116,14 +121,24 @@ class _Matcher:
                 k = self.keys.get(r.api)
                 path = _path(r.args[k]) if k is not None and k < len(r.args) else ()
                 self.by.setdefault((r.role, os.path.dirname(r.file)), []).append((fid, r, path))
-        self.memo: dict[tuple[str, str, str], tuple[list[tuple[int, Reg]], str]] = {}
+        self.memo: dict[tuple[str, str, str, str], tuple[list[tuple[int, Reg]], str]] = {}
 
     def match(self, w: Wait, wfile: str) -> tuple[list[tuple[int, Reg]], str]:
-        k = (w.what, w.arg, wfile)
+        k = (w.what, w.arg, wfile, w.obj)
         got = self.memo.get(k)
         if got is None:
             got = self.memo[k] = self._match(w, wfile)
         return got
+
+    def _same_type(self, a: str, b: str) -> bool:
+        """Typed classes of the registered and the waited-for object do not say they differ:
+        `amdgpu_device::reset_work` is not `amdgpu_reset_control::reset_work`, whatever
+        their field paths' common suffix.  Only classes resolved down to their last struct
+        (one hop past `::`, no index) are compared."""
+        if not a or not b:
+            return True
+        ca, cb = self.prog.canon(a), self.prog.canon(b)
+        return ca == cb or not (_resolved(ca) and _resolved(cb))
 
     def _match(self, w: Wait, wfile: str) -> tuple[list[tuple[int, Reg]], str]:
         wdir = os.path.dirname(wfile)
@@ -131,7 +146,8 @@ class _Matcher:
         path = _path(w.arg)
         if path:
             # the wait names its object: only a registration of that object counts
-            same = [(f, r) for f, r, p in local if _same_object(p, path, self.generic)]
+            same = [(f, r) for f, r, p in local if _same_object(p, path, self.generic)
+                    and self._same_type(r.obj, w.obj)]
             # `->work` alone names no object: several work items of a file are all `work`
             return same, f"registered for the same '{'.'.join(path)}'"
         if w.what != "irq":
@@ -155,11 +171,11 @@ def check(analysis: Analysis) -> Iterator[Finding]:
             c = site.call
             wl: list[Wait] = []
             if c.callee in waits:
-                wl.append(direct_wait(waits, c))
+                wl.append(direct_wait(waits, c, fn))
             elif site.propagates:
                 for t in site.callees:
                     wl.extend(
-                        Wait(w.api, w.what, w.arg, c.line, t, w.depth + 1, w.dropped)
+                        Wait(w.api, w.what, w.arg, c.line, t, w.depth + 1, w.dropped, (), w.obj)
                         for w in prog.waits[t] if reaches(w.needs, c)
                     )
             for w in wl:
