@@ -179,11 +179,13 @@ int f(int *p, bool reclaim)
 
 def test_named_constant_selects_the_path() -> None:
     """`if (opts == MBOX_CMD_POLL)` and `if (opts != MBOX_CMD_NOWAIT) return`, through a
-    helper that passes the mode on: the other constant is silent, the same one flagged."""
+    helper that passes the mode on, and `switch (ev)` with its default: the other constant
+    is silent, the same one flagged."""
     doc = check_json(ROOT / "named.c")
     got = sorted((f["rule"], f["line"], f["function"]) for f in doc["findings"])
-    assert got == [("sleep-in-atomic", 53, "mbox_bad_kick"),
-                   ("sleep-in-atomic", 54, "mbox_bad_kick")]
+    assert got == [("sleep-in-atomic", 59, "mbox_bad_kick"),
+                   ("sleep-in-atomic", 60, "mbox_bad_kick"),
+                   ("sleep-in-atomic", 92, "mbox_notify_bad")]
 
 
 def test_named_constants_contradicting_is_a_dead_path() -> None:

@@ -302,6 +302,7 @@ def extract_file(path: str, source: bytes, kb: KnowledgeBase, wrappers: Wrappers
     assigns = _Buckets(cap.get("assign.lhs", []))
     flags = _Buckets(cap.get("if.flag", []))
     cmps = _Buckets([n for n in cap.get("if.cmp", []) if _named_test(n)])
+    switches = _Buckets(cap.get("switch.flag", []))
     idargs = _Buckets(cap.get("call.idarg", []))
     warning_tests = kb.names("warning_tests")
     warns = _Buckets([n for n in cap.get("if.warn", []) if _text(n) in warning_tests])
@@ -353,6 +354,7 @@ def extract_file(path: str, source: bytes, kb: KnowledgeBase, wrappers: Wrappers
         pf.callees = {t for _, t in pf.names}
         pf.flags = flags.within(body.start_byte, body.end_byte)
         pf.cmps = cmps.within(body.start_byte, body.end_byte) if params else []
+        pf.switches = switches.within(body.start_byte, body.end_byte) if params else []
         pf.warns = warns.within(body.start_byte, body.end_byte)
         pf.idargs = idargs.within(body.start_byte, body.end_byte) if params else []
         pending.append(pf)
@@ -446,6 +448,7 @@ class _PendingFunction:
     callees: set[str] = field(default_factory=set)
     flags: list[Node] = field(default_factory=list)  # `x` of `if (x)` and `if (!x)`
     cmps: list[Node] = field(default_factory=list)  # `x` of `if (x == NAME)` and `!=`
+    switches: list[Node] = field(default_factory=list)  # `x` of `switch (x)`
     idargs: list[Node] = field(default_factory=list)  # identifiers passed as arguments
     warns: list[Node] = field(default_factory=list)  # `WARN_ON` of `if (WARN_ON(x))`
     # inconsistent-locking (``sharing``): declarations of the body; shared writes (start byte,
@@ -500,8 +503,9 @@ def _finish_function(pf: _PendingFunction, ctx: FileContext, assigns: _Buckets) 
     # arguments are kept for known APIs, and wherever a gfp mask is passed on
     gfp_here = bool(gfp_params) or within(ctx.gfp_at, body.start_byte, body.end_byte)
     flag_params = _flag_params(pf, assigns, ctx.changed) \
-        if pf.flags or pf.idargs or pf.cmps else {}
-    flag_ranges = _flag_ranges(pf, flag_params) if pf.flags or pf.warns or pf.cmps else []
+        if pf.flags or pf.idargs or pf.cmps or pf.switches else {}
+    flag_ranges = _flag_ranges(pf, flag_params) \
+        if pf.flags or pf.warns or pf.cmps or pf.switches else []
     passes_at = _passed_params(pf, flag_params) if pf.idargs and flag_params else {}
     consts_at = ctx.consts_at
     for n, name in pf.names:
@@ -751,6 +755,39 @@ def _flag_ranges(pf: _PendingFunction, index: dict[str, int]
                             if c.start_byte > stmt.start_byte
                             and c.type == "labeled_statement"), block.end_byte)
                 out.append((stmt.end_byte, end, k, other))
+    for sw in pf.switches:
+        k = index.get(_text(sw))
+        if k is not None:
+            out.extend(_case_ranges(sw, k))
+    return out
+
+
+def _case_ranges(flag: Node, k: int) -> list[tuple[int, int, int, bool | str]]:
+    """`switch (mode) { case MODE_A: ... break; ... default: ... }`: a case reached from its
+    own label only (the case before it ends in a break, return, goto or continue) runs with
+    `mode == MODE_A`; `default:` with none of the cases' names.  A case with a number, or one
+    another falls into, says nothing."""
+    paren = flag.parent
+    stmt = paren.parent if paren is not None else None
+    body = stmt.child_by_field_name("body") if stmt is not None \
+        and stmt.type == "switch_statement" else None
+    if body is None:
+        return []
+    cases = [c for c in body.named_children if c.type == "case_statement"]
+    values = [c.child_by_field_name("value") for c in cases]
+    names = [_text(v) for v in values if v is not None]
+    if not all(_NAMED.fullmatch(n.encode()) for n in names):
+        return []  # a number among the cases: what default means is not a set of names
+    out: list[tuple[int, int, int, bool | str]] = []
+    alone = True  # the case is entered from its own label only
+    for c, v in zip(cases, values, strict=True):
+        stmts = [x for x in c.named_children if x != v and x.type != "comment"]
+        if alone and stmts:
+            if v is not None:
+                out.append((c.start_byte, c.end_byte, k, "=" + _text(v)))
+            else:
+                out.extend((c.start_byte, c.end_byte, k, "!" + n) for n in names)
+        alone = bool(stmts) and _jumps(stmts[-1])
     return out
 
 

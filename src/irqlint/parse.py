@@ -25,6 +25,7 @@ FACTS_QUERY = """
   (unary_expression operator: "!" argument: (identifier) @if.flag)))
 (if_statement condition: (parenthesized_expression
   (binary_expression left: (identifier) @if.cmp right: (identifier))))
+(switch_statement condition: (parenthesized_expression (identifier) @switch.flag))
 (argument_list [(true) (false) (null) (number_literal)] @call.const)
 (argument_list (identifier) @call.idarg)
 (if_statement condition: (parenthesized_expression
