@@ -33,6 +33,7 @@ def test_silent_shapes() -> None:
                   "start_for_caller", "irqs_left_off", "flag_in_declaration", "flag_in_field",
                   "loop_exit_test", "conjunct_flag", "drops_rtnl", "sock_two_locks",
                   "wait_or_park", "fault_paths", "fault_retry", "begin_object", "access_get",
+                  "journal_begin_retry",
                   # aliases.c: one lock named two ways
                   "prep_request", "request", "two_requests", "close_port", "repointed",
                   "two_of_a_class"):

@@ -183,6 +183,14 @@ class _Builder:
                 roots = self.roots(args)
                 if roots:
                     out.append(("forget_roots", roots))
+                # a lock handed over by address (`reiserfs_mutex_lock_safe(&j->j_mutex, s)`):
+                # its state is unknown here and to this function's callers
+                named = frozenset(normalise(t) for a in args.named_children
+                                  if a.type == "pointer_expression"
+                                  and (t := _text(a)).startswith("&"))
+                if named:
+                    self.forgotten |= named
+                    out.append(("forget", named))
                 continue
             if summ is None:
                 out.append(("touch", self.roots(args)))
@@ -1468,6 +1476,29 @@ def _only_forgets(pf: _PendingFunction, ctx: FileContext) -> LockEffect | None:
     return LockEffect((), (), tuple(sorted(e for e in lost if _over_params(e, params, pf.env))))
 
 
+def _with_handovers(effect: LockEffect, pf: _PendingFunction, ctx: FileContext) -> LockEffect:
+    """A function that hands a lock by address to a lock helper defined elsewhere
+    (`lock_journal()` -> `reiserfs_mutex_lock_safe(&SB_JOURNAL(sb)->j_mutex, sb)`) leaves
+    that lock's state unknown to its callers (see _Builder.events)."""
+    rx, summ = ctx.kb.lock_function_re, ctx.summaries
+    params = {p for p, _ in pf.params if p}
+    lost: set[str] = set()
+    for fnode, name in pf.names:
+        if name in summ or name in ctx.kb.lock_apis or not rx.search(name):
+            continue
+        call = fnode.parent
+        args = call.child_by_field_name("arguments") if call is not None else None
+        for a in args.named_children if args is not None else ():
+            t = _text(a)
+            if a.type == "pointer_expression" and t.startswith("&"):
+                e = normalise(t)
+                if _over_params(e, params, pf.env):
+                    lost.add(e)
+    if not lost:
+        return effect
+    return effect._replace(unknown=tuple(sorted(lost | set(effect.unknown))))
+
+
 def _over_params(expr: str, params: set[str], env: dict[str, str]) -> bool:
     """A lock a caller can name: off a parameter, or not off a local (a global)."""
     root = _root(expr)
@@ -1494,11 +1525,11 @@ def analyse(pf: _PendingFunction, ctx: FileContext
     if not relevant and not guarded:
         if not pf.node.has_error and _may_not_return(pf, ctx):
             _note_return(ctx, pf, _Builder(pf, ctx, _call_parts(pf)).build())
-        return [], [], LockEffect(), ()
+        return [], [], _with_handovers(LockEffect(), pf, ctx), ()
     if not guarded and not pf.shared_writes and not pf.node.has_error:
         quick = _only_forgets(pf, ctx)
         if quick is not None:
-            return [], [], quick, ()
+            return [], [], _with_handovers(quick, pf, ctx), ()
     b = _Builder(pf, ctx, _call_parts(pf))
     cfg = b.build()
     _note_return(ctx, pf, cfg)
