@@ -274,6 +274,8 @@ def extract_file(path: str, source: bytes, kb: KnowledgeBase, wrappers: Wrappers
         # a header of #defines and prototypes (normalising never adds a brace): nothing to
         # parse.  The register maps of some drivers are hundreds of these, megabytes each
         return facts
+    markers = [m for m in kb.section("sleep").get("atomic_markers", {})
+               if m.encode() + b"(" in source]
     norm = normalize(source, kb)
     tree = parse(norm.text)
     t1 = time.perf_counter()
@@ -372,6 +374,9 @@ def extract_file(path: str, source: bytes, kb: KnowledgeBase, wrappers: Wrappers
     facts.seconds = {"normalize+parse": t1 - t0, "reparse": t2 - t1, "queries": t3 - t2,
                      "functions": t4 - t3}
     facts.functions.sort(key=lambda f: (f.line, f.name))
+    if markers:  # called, not only named in a comment
+        facts.markers = tuple(m for m in markers
+                              if any(c.callee == m for fn in facts.functions for c in fn.calls))
     facts.key_facts.sort(key=lambda k: (k.line, k.function))
     return facts
 

@@ -228,6 +228,7 @@ class FileFacts:
     error_macros: dict[str, int] = field(default_factory=dict)  # suspected culprit -> count
     seconds: dict[str, float] = field(default_factory=dict)
     key_facts: list[KeyFacts] = field(default_factory=list)  # functions with key events
+    markers: tuple[str, ...] = ()  # kb sleep.json atomic_markers the file calls
 
 
 class FileSummary(NamedTuple):

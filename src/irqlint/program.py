@@ -241,6 +241,8 @@ class Program:
     sleeping_kinds: frozenset[str] = frozenset()
     atomic_kinds: frozenset[str] = frozenset()
     boot: frozenset[str] = frozenset()  # start-up code: its IRQs-off section may sleep
+    # sleeping call -> the files that made it atomic-safe (kb sleep.json atomic_markers)
+    atomic_calls: dict[str, frozenset[str]] = field(default_factory=dict)
     conditional_re: re.Pattern[str] = field(init=False)
     conditional_sleep: list[bool] = field(default_factory=list)
     comps: list[list[int]] = field(default_factory=list)  # strongly connected, callees first
@@ -675,10 +677,16 @@ def add_calls(prog: Program, i: int, sites: tuple[Site, ...]) -> list[int]:
 def build(facts: list[FileFacts], kb: KnowledgeBase) -> Program:
     prog = Program(kb)
     structs: dict[str, dict[str, str]] = {}
+    markers = prog.kb.section("sleep").get("atomic_markers", {})
+    safe: dict[str, set[str]] = {}
     for ff in facts:
         for s, fields in ff.structs.items():
             structs.setdefault(s, {}).update(fields)
         prog.funcs.extend(ff.functions)
+        for m in ff.markers:
+            for call in markers.get(m, ()):
+                safe.setdefault(call, set()).add(ff.path)
+    prog.atomic_calls = {k: frozenset(v) for k, v in sorted(safe.items())}
     funcs = prog.funcs
     link = _Linker(funcs, kb, structs)
     first = 0
@@ -881,6 +889,8 @@ def site_sleep(
     deps: dict[int, Sleep] = {}
     g = c.guard
     if c.callee in prog.sleepers:
+        if fn.file in prog.atomic_calls.get(c.callee, ()):
+            return None, deps  # pm_runtime_get_sync() of a driver that made its device IRQ-safe
         return Sleep(c.line, -1, f"{c.callee}()", 0, needs=g), deps
     if c.callee in gfp.alloc:
         idx = gfp.alloc[c.callee]

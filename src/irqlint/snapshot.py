@@ -52,12 +52,12 @@ from .program import (
     merge_links,
 )
 
-MAGIC = "irqlint-program-8"
+MAGIC = "irqlint-program-9"
 _END = "end"  # the last pair's name: a file cut short is no snapshot
 MAX_CHANGED = 64  # more changed files than this: a whole build is about as quick
 # tables kept as they are (lists, dicts and tuples of plain values)
 _PLAIN = ("callers", "succ", "fwd", "comps", "conditional_sleep", "keyed", "irq_calls",
-          "paths", "links", "structs")
+          "paths", "links", "structs", "atomic_calls")
 _NO_EFFECT = LockEffect()
 
 
@@ -104,10 +104,11 @@ def _site(t: tuple[Any, ...]) -> Site:
 
 def _shape(ff: FileFacts) -> str:
     """What of a file the rest of the model depends on beyond its function bodies: its
-    functions' names in order, its struct definitions and its lockdep keys."""
+    functions' names in order, its struct definitions, its lockdep keys and the atomic
+    markers it calls (kb sleep.json)."""
     text = repr(([(fn.name, fn.static) for fn in ff.functions],
                  sorted((k, sorted(v.items())) for k, v in ff.structs.items()),
-                 [fn.keyed for fn in ff.functions]))
+                 [fn.keyed for fn in ff.functions], ff.markers))
     return f"{len(ff.functions)}:{hashlib.blake2b(text.encode(), digest_size=16).hexdigest()}"
 
 
