@@ -180,7 +180,7 @@ def test_wait_matched_by_type_and_traced_to_its_own_call() -> None:
     trace shows the one that waits for the lock's taker."""
     doc = check_json(FIXTURES / "program" / "work_types.c")
     hits = {f["line"]: f for f in doc["findings"] if f["rule"] == "wait-under-lock"}
-    assert sorted(hits) == [48, 61]
+    assert sorted(hits) == [48, 61, 91]
     waits = [s for s in hits[61]["traces"][0] if s["note"].endswith("waits")]
     assert [(s["line"], s["note"]) for s in waits] == [
         (55, "cancel_work_sync(&g->reset_work) waits")]

@@ -103,8 +103,11 @@ def _same_object(a: tuple[str, ...], b: tuple[str, ...], generic: frozenset[str]
 
 
 def _resolved(cls: str) -> bool:
+    """`T::field`: re-rooted down to the struct that holds the field (an embedded struct's
+    member, `throtl_grp::service_queue.pending_timer`, is not re-rooted: it is the same
+    object as `throtl_service_queue::pending_timer`)."""
     _, sep, fields = cls.partition("::")
-    return bool(sep) and "->" not in fields and "[" not in fields
+    return bool(sep) and fields.isidentifier()
 
 
 class _Matcher:
@@ -134,7 +137,7 @@ class _Matcher:
         """Typed classes of the registered and the waited-for object do not say they differ:
         `amdgpu_device::reset_work` is not `amdgpu_reset_control::reset_work`, whatever
         their field paths' common suffix.  Only classes resolved down to their last struct
-        (one hop past `::`, no index) are compared."""
+        (one plain field past `::`) are compared."""
         if not a or not b:
             return True
         ca, cb = self.prog.canon(a), self.prog.canon(b)
