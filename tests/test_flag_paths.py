@@ -185,7 +185,8 @@ def test_named_constant_selects_the_path() -> None:
     got = sorted((f["rule"], f["line"], f["function"]) for f in doc["findings"])
     assert got == [("sleep-in-atomic", 59, "mbox_bad_kick"),
                    ("sleep-in-atomic", 60, "mbox_bad_kick"),
-                   ("sleep-in-atomic", 92, "mbox_notify_bad")]
+                   ("sleep-in-atomic", 92, "mbox_notify_bad"),
+                   ("sleep-in-atomic", 113, "mbox_reset_locked")]
 
 
 def test_named_constants_contradicting_is_a_dead_path() -> None:

@@ -305,6 +305,7 @@ def extract_file(path: str, source: bytes, kb: KnowledgeBase, wrappers: Wrappers
     flags = _Buckets(cap.get("if.flag", []))
     cmps = _Buckets([n for n in cap.get("if.cmp", []) if _named_test(n)])
     switches = _Buckets(cap.get("switch.flag", []))
+    ands = _Buckets(cap.get("if.and", []))
     idargs = _Buckets(cap.get("call.idarg", []))
     warning_tests = kb.names("warning_tests")
     warns = _Buckets([n for n in cap.get("if.warn", []) if _text(n) in warning_tests])
@@ -357,6 +358,7 @@ def extract_file(path: str, source: bytes, kb: KnowledgeBase, wrappers: Wrappers
         pf.flags = flags.within(body.start_byte, body.end_byte)
         pf.cmps = cmps.within(body.start_byte, body.end_byte) if params else []
         pf.switches = switches.within(body.start_byte, body.end_byte) if params else []
+        pf.ands = ands.within(body.start_byte, body.end_byte) if params else []
         pf.warns = warns.within(body.start_byte, body.end_byte)
         pf.idargs = idargs.within(body.start_byte, body.end_byte) if params else []
         pending.append(pf)
@@ -454,6 +456,7 @@ class _PendingFunction:
     flags: list[Node] = field(default_factory=list)  # `x` of `if (x)` and `if (!x)`
     cmps: list[Node] = field(default_factory=list)  # `x` of `if (x == NAME)` and `!=`
     switches: list[Node] = field(default_factory=list)  # `x` of `switch (x)`
+    ands: list[Node] = field(default_factory=list)  # `a && b` of `if (a && b)`
     idargs: list[Node] = field(default_factory=list)  # identifiers passed as arguments
     warns: list[Node] = field(default_factory=list)  # `WARN_ON` of `if (WARN_ON(x))`
     # inconsistent-locking (``sharing``): declarations of the body; shared writes (start byte,
@@ -507,10 +510,9 @@ def _finish_function(pf: _PendingFunction, ctx: FileContext, assigns: _Buckets) 
     objs: list[tuple[int, int, str]] = []
     # arguments are kept for known APIs, and wherever a gfp mask is passed on
     gfp_here = bool(gfp_params) or within(ctx.gfp_at, body.start_byte, body.end_byte)
-    flag_params = _flag_params(pf, assigns, ctx.changed) \
-        if pf.flags or pf.idargs or pf.cmps or pf.switches else {}
-    flag_ranges = _flag_ranges(pf, flag_params) \
-        if pf.flags or pf.warns or pf.cmps or pf.switches else []
+    tests = pf.flags or pf.cmps or pf.switches or pf.ands
+    flag_params = _flag_params(pf, assigns, ctx.changed) if tests or pf.idargs else {}
+    flag_ranges = _flag_ranges(pf, flag_params) if tests or pf.warns else []
     passes_at = _passed_params(pf, flag_params) if pf.idargs and flag_params else {}
     consts_at = ctx.consts_at
     for n, name in pf.names:
@@ -764,7 +766,42 @@ def _flag_ranges(pf: _PendingFunction, index: dict[str, int]
         k = index.get(_text(sw))
         if k is not None:
             out.extend(_case_ranges(sw, k))
+    for both in pf.ands:  # `if (ret == 0 && reason == MODE_A)`: the branch needs each term
+        stmt = both.parent.parent if both.parent is not None else None
+        cons = stmt.child_by_field_name("consequence") if stmt is not None else None
+        if cons is None:
+            continue
+        for ident, want in _conjuncts(both):
+            k = index.get(_text(ident))
+            if k is not None:
+                out.append((cons.start_byte, cons.end_byte, k, want))
     return out
+
+
+def _conjuncts(n: Node) -> list[tuple[Node, bool | str]]:
+    """The parameter tests among the terms of an `&&` chain: `flag`, `!flag`, `x == NAME`,
+    `x != NAME` (each term in parentheses or not)."""
+    while n.type == "parenthesized_expression" and n.named_child_count == 1:
+        n = n.named_children[0]
+    if n.type == "identifier":
+        return [(n, True)]
+    if n.type == "unary_expression":
+        op, arg = n.child_by_field_name("operator"), n.child_by_field_name("argument")
+        if op is not None and op.type == "!" and arg is not None and arg.type == "identifier":
+            return [(arg, False)]
+        return []
+    if n.type != "binary_expression":
+        return []
+    op = n.child_by_field_name("operator")
+    left, right = n.child_by_field_name("left"), n.child_by_field_name("right")
+    if op is None or left is None or right is None:
+        return []
+    if op.type == "&&":
+        return _conjuncts(left) + _conjuncts(right)
+    if op.type in ("==", "!=") and left.type == "identifier" \
+            and _NAMED.fullmatch(right.text or b""):
+        return [(left, ("=" if op.type == "==" else "!") + _text(right))]
+    return []
 
 
 def _case_ranges(flag: Node, k: int) -> list[tuple[int, int, int, bool | str]]:

@@ -26,6 +26,8 @@ FACTS_QUERY = """
 (if_statement condition: (parenthesized_expression
   (binary_expression left: (identifier) @if.cmp right: (identifier))))
 (switch_statement condition: (parenthesized_expression (identifier) @switch.flag))
+(if_statement condition: (parenthesized_expression
+  (binary_expression operator: "&&") @if.and))
 (argument_list [(true) (false) (null) (number_literal)] @call.const)
 (argument_list (identifier) @call.idarg)
 (if_statement condition: (parenthesized_expression
