@@ -186,7 +186,9 @@ def test_named_constant_selects_the_path() -> None:
     assert got == [("sleep-in-atomic", 59, "mbox_bad_kick"),
                    ("sleep-in-atomic", 60, "mbox_bad_kick"),
                    ("sleep-in-atomic", 92, "mbox_notify_bad"),
-                   ("sleep-in-atomic", 113, "mbox_reset_locked")]
+                   ("sleep-in-atomic", 113, "mbox_reset_locked"),
+                   ("sleep-in-atomic", 144, "mbox_key_locked"),
+                   ("sleep-in-atomic", 145, "mbox_key_locked")]
 
 
 def test_named_constants_contradicting_is_a_dead_path() -> None:
@@ -196,3 +198,12 @@ def test_named_constants_contradicting_is_a_dead_path() -> None:
     assert dead(((0, "!MODE_A"), (0, "=MODE_A")))
     assert not dead(((0, "!MODE_A"), (0, "!MODE_B")))
     assert not dead(((0, True), (0, "=MODE_A")))
+
+
+def test_bit_tests_against_named_arguments() -> None:
+    from irqlint.program import _fits
+
+    assert not _fits("CMD_ASYNC", "~CMD_ASYNC") and not _fits("A|CMD_ASYNC", "~CMD_ASYNC")
+    assert _fits("GFP_KERNEL", "~__GFP_IO")  # a name's other bits are not known
+    assert not _fits(False, "&CMD_ASYNC") and _fits(True, "~CMD_ASYNC")
+    assert _fits("A|B", "=A") and not _fits("B", "=A")

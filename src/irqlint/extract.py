@@ -638,14 +638,31 @@ _INT = re.compile(r"(0[xX][0-9a-fA-F]+|\d+)[uUlL]*")
 _NAMED = re.compile(rb"[A-Z][A-Z0-9]*_[A-Z0-9_]*[A-Z0-9]")
 
 
+_TESTS = {"==": ("=", "!"), "!=": ("!", "="), "&": ("&", "~")}
+
+
+def _or_names(n: Node) -> list[str]:
+    """The named constants OR'ed together in `A | B | C`, or [] for anything else."""
+    if n.type == "identifier" and _NAMED.fullmatch(n.text or b""):
+        return [_text(n)]
+    op = n.child_by_field_name("operator") if n.type == "binary_expression" else None
+    if op is None or op.type != "|":
+        return []
+    left, right = n.child_by_field_name("left"), n.child_by_field_name("right")
+    a = _or_names(left) if left is not None else []
+    b = _or_names(right) if right is not None else []
+    return a + b if a and b else []
+
+
 def _named_test(n: Node) -> bool:
-    """`x` of `if (x == NAME)` or `if (x != NAME)`, NAME a named constant."""
+    """`x` of `if (x == NAME)`, `if (x != NAME)` or `if (x & NAME)` (`!(x & NAME)` too),
+    NAME a named constant."""
     test = n.parent
     if test is None:
         return False
     op = test.child_by_field_name("operator")
     right = test.child_by_field_name("right")
-    return op is not None and op.type in ("==", "!=") and right is not None \
+    return op is not None and op.type in _TESTS and right is not None \
         and _NAMED.fullmatch(right.text or b"") is not None
 
 
@@ -673,6 +690,10 @@ def _const_args(nodes: list[Node]) -> dict[int, tuple[tuple[int, bool | str], ..
                 name = a.text or b""
                 if _NAMED.fullmatch(name):
                     got.append((i, name.decode()))
+            elif t == "binary_expression":  # `CMD_ASYNC | CMD_WANT_SKB`
+                names = _or_names(a)
+                if names:
+                    got.append((i, "|".join(names)))
             elif t == "number_literal":
                 m = _INT.fullmatch(_text(a))
                 if m is not None:  # 0x10, 0644, 1UL: true unless every digit is 0
@@ -742,9 +763,12 @@ def _flag_ranges(pf: _PendingFunction, index: dict[str, int]
         elif cond is not None and cond.type == "binary_expression":
             op, right = cond.child_by_field_name("operator"), cond.child_by_field_name("right")
             name = _text(right) if right is not None else ""
-            want, other = ("=" + name, "!" + name) if op is not None and op.type == "==" \
-                else ("!" + name, "=" + name)
+            yes, no = _TESTS[op.type] if op is not None and op.type in _TESTS else ("=", "!")
+            want, other = yes + name, no + name
             cond = cond.parent
+            neg = cond.parent if cond is not None else None
+            if neg is not None and neg.type == "unary_expression":  # `if (!(x & NAME))`
+                want, other, cond = other, want, neg.parent
         stmt = cond.parent if cond is not None else None
         if stmt is None or stmt.type != "if_statement":
             continue
@@ -780,7 +804,7 @@ def _flag_ranges(pf: _PendingFunction, index: dict[str, int]
 
 def _conjuncts(n: Node) -> list[tuple[Node, bool | str]]:
     """The parameter tests among the terms of an `&&` chain: `flag`, `!flag`, `x == NAME`,
-    `x != NAME` (each term in parentheses or not)."""
+    `x != NAME`, `x & NAME` (each term in parentheses or not)."""
     while n.type == "parenthesized_expression" and n.named_child_count == 1:
         n = n.named_children[0]
     if n.type == "identifier":
@@ -798,9 +822,8 @@ def _conjuncts(n: Node) -> list[tuple[Node, bool | str]]:
         return []
     if op.type == "&&":
         return _conjuncts(left) + _conjuncts(right)
-    if op.type in ("==", "!=") and left.type == "identifier" \
-            and _NAMED.fullmatch(right.text or b""):
-        return [(left, ("=" if op.type == "==" else "!") + _text(right))]
+    if op.type in _TESTS and left.type == "identifier" and _NAMED.fullmatch(right.text or b""):
+        return [(left, _TESTS[op.type][0] + _text(right))]
     return []
 
 

@@ -47,11 +47,11 @@ class Call(NamedTuple):
     args: tuple[str, ...] = ()
     # the caller's flag parameters the call is reached under: (parameter index, true?) for
     # each `if (flag)` / `if (!flag)` around it or returned on before it, (parameter index,
-    # "=NAME" or "!NAME") for `if (mode == NAME)` / `!=`; (WARNED, True) on the branch of an
-    # `if (WARN_ON(...))`
+    # "=NAME" or "!NAME") for `if (mode == NAME)` / `!=`, "&NAME" or "~NAME" for
+    # `if (flags & NAME)` / `!(...)`; (WARNED, True) on the branch of an `if (WARN_ON(...))`
     guard: tuple[tuple[int, bool | str], ...] = ()
     # arguments that are constants: (argument index, true?) for `f(x, false)`, (argument
-    # index, "NAME") for a named constant, `f(x, MODE_POLL)`
+    # index, "NAME") for a named constant, `f(x, MODE_POLL)`, "A|B" for `f(x, A | B)`
     consts: tuple[tuple[int, bool | str], ...] = ()
     # arguments that are the caller's own parameters, passed on as they are: (argument
     # index, parameter index) for `g(x, wait)` in `f(x, wait)`

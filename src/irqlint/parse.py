@@ -28,7 +28,11 @@ FACTS_QUERY = """
 (switch_statement condition: (parenthesized_expression (identifier) @switch.flag))
 (if_statement condition: (parenthesized_expression
   (binary_expression operator: "&&") @if.and))
+(if_statement condition: (parenthesized_expression (unary_expression operator: "!"
+  argument: (parenthesized_expression
+    (binary_expression left: (identifier) @if.cmp right: (identifier))))))
 (argument_list [(true) (false) (null) (number_literal)] @call.const)
+(argument_list (binary_expression operator: "|") @call.const)
 (argument_list (identifier) @call.idarg)
 (if_statement condition: (parenthesized_expression
   (call_expression function: (identifier) @if.warn)))

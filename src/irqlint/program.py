@@ -71,21 +71,31 @@ Needs = tuple[tuple[int, bool | str], ...]
 
 def _fits(v: bool | str, w: bool | str) -> bool:
     """A constant argument `v` against what a callee's event needs of it, `w`: False only when
-    they contradict (false for `if (flag)`, MODE_B for `if (mode == MODE_A)`).  A named
-    constant's truth value, and a number's name, are not known."""
+    they contradict (false for `if (flag)`, MODE_B for `if (mode == MODE_A)`, CMD_ASYNC for
+    the else of `if (flags & CMD_ASYNC)`).  A named constant's truth value, a number's name,
+    and the bits of a name other than the one tested (GFP_KERNEL holds __GFP_IO) are not
+    known."""
     if isinstance(w, bool):
         return not isinstance(v, bool) or v == w
-    if isinstance(v, bool):
+    kind, name = w[0], w[1:]
+    if kind in "&~":  # a bit test: only 0, or the very name OR'ed in, says what it gives
+        if isinstance(v, bool):
+            return v or kind == "~"
+        return kind == "&" or name not in v.split("|")
+    if isinstance(v, bool) or "|" in v:
         return True
-    return (v == w[1:]) == (w[0] == "=")
+    return (v == name) == (kind == "=")
 
 
 def _agree(values: list[bool | str]) -> bool:
     """Tests of one parameter that can all hold at once."""
     truth = {w for w in values if isinstance(w, bool)}
-    eq = {w[1:] for w in values if isinstance(w, str) and w[0] == "="}
-    ne = {w[1:] for w in values if isinstance(w, str) and w[0] == "!"}
-    return len(truth) <= 1 and len(eq) <= 1 and not eq & ne
+    named = [w for w in values if isinstance(w, str)]
+    eq = {w[1:] for w in named if w[0] == "="}
+    ne = {w[1:] for w in named if w[0] == "!"}
+    bits = {w[1:] for w in named if w[0] == "&"}
+    clear = {w[1:] for w in named if w[0] == "~"}
+    return len(truth) <= 1 and len(eq) <= 1 and not eq & ne and not bits & clear
 
 
 def reaches(needs: Needs, call: Call) -> bool:
