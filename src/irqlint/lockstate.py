@@ -177,6 +177,8 @@ class _Builder:
             if outs:  # f(&p): p may point elsewhere afterwards
                 out.append(("assign", frozenset(), outs))
             summ = ctx.summaries.get(name)
+            if summ is None and name in kb.names("held_assertions"):
+                continue  # assert_spin_locked(): a check, no lock operation
             if summ is None and kb.lock_function_re.search(name):
                 # a lock helper defined elsewhere (a header's static inline, another file):
                 # whatever it does to locks reached from its arguments is unknown to us
@@ -1483,8 +1485,9 @@ def _with_handovers(effect: LockEffect, pf: _PendingFunction, ctx: FileContext) 
     rx, summ = ctx.kb.lock_function_re, ctx.summaries
     params = {p for p, _ in pf.params if p}
     lost: set[str] = set()
+    asserts = ctx.kb.names("held_assertions")
     for fnode, name in pf.names:
-        if name in summ or name in ctx.kb.lock_apis or not rx.search(name):
+        if name in summ or name in ctx.kb.lock_apis or not rx.search(name) or name in asserts:
             continue
         call = fnode.parent
         args = call.child_by_field_name("arguments") if call is not None else None
