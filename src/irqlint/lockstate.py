@@ -1396,8 +1396,11 @@ def _effect(run: _Run, pf: _PendingFunction, ctx: FileContext,
             # released at every return; or so annotated (__releases) and released where
             # the lock is still known (a callee after the unlock may make it unsure)
             rel.append((expr, kind))
-        elif status != {"R"}:
-            unknown.append(expr)  # mixed, forgotten on the way, or held without saying so
+        elif not status <= {"R", "C", None}:
+            # mixed, forgotten on the way, or held without saying so (taken and released on
+            # some paths, never touched on the others, is no effect; so is a caller's lock let
+            # go and taken again, "C")
+            unknown.append(expr)
     return LockEffect(tuple(acq), tuple(rel), tuple(unknown))
 
 
