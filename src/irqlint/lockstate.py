@@ -268,7 +268,9 @@ class _Builder:
         if spec is None:
             return None
         argv = [_text(a) for a in args.named_children if a.type != "comment"]
-        return self._op(f"guard({gclass})", argv, line, col, dict(spec, op="acquire"), True)
+        # guard(mutex_try): a trylock; the guarded body runs only when it succeeded
+        op = "trylock" if gclass.endswith("_try") else "acquire"
+        return self._op(f"guard({gclass})", argv, line, col, dict(spec, op=op), True)
 
     # -- statements ------------------------------------------------------------------------
     def build(self) -> Cfg:
@@ -562,7 +564,8 @@ class _Builder:
         op = None
         if spec is not None:
             op = self._op(f"scoped_guard({parts[0]})", parts[1:], line, col,
-                          dict(spec, op="acquire"), True)
+                          dict(spec, op="trylock" if parts[0].endswith("_try") else "acquire"),
+                          True)
         if op is not None:
             evs.append(("op", op, None, None))
         self.cfg.events[head] = evs
@@ -575,8 +578,8 @@ class _Builder:
             # the guard ends however the body is left: its end, break or continue
             self.cfg.events[after] = [("scope", _scope_names(op))]
         self.cfg.edge(end, after)
-        if gname == "scoped_cond_guard":
-            self.cfg.edge(head, after)
+        if gname == "scoped_cond_guard" or parts and parts[0].endswith("_try"):
+            self.cfg.edge(head, after)  # the body is skipped when the lock is not had
         return after if self.cfg_has_pred(after) else None
 
     def cfg_has_pred(self, node: int) -> bool:
