@@ -100,7 +100,8 @@ def test_lock_named_through_a_call_follows_the_argument() -> None:
 
 def test_irq_enable_is_absolute_around_a_loop() -> None:
     hits = _hits(check_json(ROOT / "irq_loop.c"), "irq_loop.c")
-    assert [(r, ln, fn) for r, ln, fn, _ in hits] == [("sleep-in-atomic", 29, "nested_save")]
+    assert [(r, ln, fn) for r, ln, fn, _ in hits] == [("sleep-in-atomic", 29, "nested_save"),
+                                                      ("sleep-in-atomic", 50, "exit_loop_locked")]
 
 
 def test_start_kernel_may_sleep_with_irqs_off_not_under_a_lock() -> None:

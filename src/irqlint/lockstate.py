@@ -578,7 +578,7 @@ class _Builder:
             # the guard ends however the body is left: its end, break or continue
             self.cfg.events[after] = [("scope", _scope_names(op))]
         self.cfg.edge(end, after)
-        if gname == "scoped_cond_guard" or parts and parts[0].endswith("_try"):
+        if gname == "scoped_cond_guard" or (parts and parts[0].endswith("_try")):
             self.cfg.edge(head, after)  # the body is skipped when the lock is not had
         return after if self.cfg_has_pred(after) else None
 

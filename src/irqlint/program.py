@@ -251,6 +251,7 @@ class Program:
     sleeping_kinds: frozenset[str] = frozenset()
     atomic_kinds: frozenset[str] = frozenset()
     boot: frozenset[str] = frozenset()  # start-up code: its IRQs-off section may sleep
+    irqs_off_ok: frozenset[str] = frozenset()  # sleeping calls legal with IRQs off (schedule)
     # sleeping call -> the files that made it atomic-safe (kb sleep.json atomic_markers)
     atomic_calls: dict[str, frozenset[str]] = field(default_factory=dict)
     conditional_re: re.Pattern[str] = field(init=False)
@@ -266,6 +267,7 @@ class Program:
         self.sleeping_kinds = frozenset(sl["sleeping_kinds"])
         self.atomic_kinds = frozenset(sl["atomic_kinds"])
         self.boot = frozenset(sl.get("boot_functions", ()))
+        self.irqs_off_ok = frozenset(sl.get("irqs_off_ok", ()))
 
     def canon(self, cls: str) -> str:
         """A lock class re-rooted at the deepest struct the whole tree knows: a file that

@@ -25,7 +25,7 @@ PROGRAM_ONLY = {
     "contexts": ("roles", "callbacks", "entry_points"),
     "waits": ("roles", "key_args", "generic_fields"),
     "sleep": ("functions", "gfp", "sleeping_kinds", "atomic_kinds", "conditional_params",
-              "never_sleep", "boot_functions"),
+              "never_sleep", "boot_functions", "irqs_off_ok"),
     "lifecycle": ("managed", "managed_pattern", "managed_not", "teardown_fields"),
     "unpublish": ("sentinels",),
     "sharing": ("init_function_pattern", "init_fields", "protecting_kinds", "min_share",
