@@ -975,7 +975,8 @@ class _Summariser:
             return got
         fn = self.prog.funcs[f]
         a: dict[str, Acq] = {}
-        drops = {(ln, col): frozenset(c for c, k, _ in h if k[:1] == "-")
+        canon = self.prog.canon  # dropped sets hold canonical classes, as Sleep's do
+        drops = {(ln, col): frozenset(canon(c) for c, k, _ in h if k[:1] == "-")
                  for ln, col, h in fn.held if any(k[:1] == "-" for _, k, _ in h)}
         guards = {(c.line, c.col): c.guard for c in fn.calls if c.guard} if fn.lock_ops else {}
         for op in fn.lock_ops:

@@ -88,6 +88,8 @@ def _edges(prog: Program) -> tuple[dict[tuple[str, str], Edge], dict[tuple[str, 
     alts: dict[tuple[str, str], list[Edge]] = {}
 
     def add(a: str, b: str, e: Edge) -> None:
+        # one lock, one node: `iscsi_conn::session->back_lock` is `iscsi_session::back_lock`
+        a, b = prog.canon(a), prog.canon(b)
         if a == b:
             return
         old = edges.get((a, b))
@@ -125,7 +127,7 @@ def _edges(prog: Program) -> tuple[dict[tuple[str, str], Edge], dict[tuple[str, 
                             targets.append((cls, a.depth + 1, t, a.api, a.dropped))
             for b, depth, callee, api, dropped in targets:
                 for outer, _, line in held:
-                    if outer not in dropped:  # the callee lets go of it before taking `b`
+                    if prog.canon(outer) not in dropped:  # let go of before `b` is taken
                         add(outer, b, Edge(depth, f, line, c.line, callee, api))
         fw = prog.framework.get(f)
         if fw is not None:  # the framework holds its lock around the callback

@@ -194,7 +194,7 @@ def check(analysis: Analysis) -> Iterator[Finding]:
                     # lock a callee let go before waiting is not held during the wait
                     hacq = prog.acq[h]
                     common = [x for x in held if x[0] in hacq and not hacq[x[0]].trylock
-                              and x[0] not in w.dropped and x[0] not in prog.keyed]
+                              and prog.canon(x[0]) not in w.dropped and x[0] not in prog.keyed]
                     if not common:
                         continue
                     cls, _, line = common[0]
