@@ -305,7 +305,8 @@ def prepare(paths: list[str], opts: Options) -> Plan:
     if not usable:
         raise InputError(f"no analysable C files under {' '.join(paths)} "
                          f"({len(skipped)} skipped: {skipped[0][1]})")
-    wrappers = Wrappers.build(macros, set(kb.lock_apis))
+    # lock wrappers, and macros that give a lock a lockdep class of its own
+    wrappers = Wrappers.build(macros, set(kb.lock_apis) | kb.names("lockdep_keys"))
     cache.save_index(index)
     fams = ",".join(sorted(opts.families))
     keys = [(f, cache.key(f, chash, kb.extract_digest, wrappers.digest, fams))

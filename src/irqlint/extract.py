@@ -531,6 +531,13 @@ def _finish_function(pf: _PendingFunction, ctx: FileContext, assigns: _Buckets) 
                 if name in keyers and argv:
                     keyed.add(lock_class(normalise(argv[0]), pf.env, ctx.globals_,
                                          ctx.structs, ctx.path))
+                elif name in ctx.wrappers.defs and argv:
+                    # a macro that keys a lock (sock_lock_init_class_and_name(sk, ...) keys
+                    # sk->sk_lock.slock per protocol family)
+                    for api, aargs in ctx.wrappers.expand(name, list(argv), ctx.path):
+                        if api in keyers and aargs:
+                            keyed.add(lock_class(normalise(aargs[0]), pf.env, ctx.globals_,
+                                                 ctx.structs, ctx.path))
                 for spec in kb.registrations.get(name, ()):
                     if spec["arg"] < len(argv):
                         target = argv[spec["arg"]].lstrip("&").strip("() ")
