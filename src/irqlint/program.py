@@ -735,19 +735,27 @@ def build(facts: list[FileFacts], kb: KnowledgeBase) -> Program:
 
 def _reroot(cls: str, structs: dict[str, dict[str, str]]) -> str:
     """`ma_state::tree->ma_lock` -> `maple_tree::ma_lock` when ma_state.tree is a struct
-    maple_tree pointer (what the extractor does with the structs one file sees)."""
+    maple_tree pointer, and `irdma_device::cm_core.listen_list_lock` ->
+    `irdma_cm_core::listen_list_lock` when cm_core is an embedded struct irdma_cm_core
+    (what the extractor does with the structs one file sees)."""
     t, sep, rest = cls.partition("::")
-    if not sep or "->" not in rest:
+    if not sep or ("->" not in rest and "." not in rest):
         return cls
-    parts = rest.split("->")
+    tokens = _HOP_SPLIT.split(rest)
+    hops, seps = tokens[0::2], tokens[1::2]
     i = 0
-    while i < len(parts) - 1 and _IDENT.match(parts[i]):
-        nxt = structs.get(t, {}).get(parts[i])
+    while i < len(hops) - 1 and _IDENT.match(hops[i]):
+        nxt = structs.get(t, {}).get(hops[i])
         if nxt is None:
             break
         t = nxt
         i += 1
-    return f"{t}::{'->'.join(parts[i:])}" if i else cls
+    if not i:
+        return cls
+    return f"{t}::{hops[i]}" + "".join(x + h for x, h in zip(seps[i:], hops[i + 1:], strict=True))
+
+
+_HOP_SPLIT = re.compile(r"(->|\.)")
 
 
 def _nested_classes(cls: str, structs: dict[str, dict[str, str]]) -> set[str]:

@@ -86,6 +86,8 @@ class Edge(NamedTuple):
     line: int  # the call or acquisition that takes B
     callee: int  # -1: B is taken in fid itself
     api: str
+    a_raw: str = ""  # A and B as named where the edge was seen (the graph's nodes are
+    b_raw: str = ""  # canonical; the callee's summary knows B by this name)
 
 
 ALTERNATES = 4  # equally short witnesses kept per edge, to tell one cycle's story in one place
@@ -136,12 +138,12 @@ def _edges(prog: Program) -> tuple[dict[tuple[str, str], Edge], dict[tuple[str, 
             for b, depth, callee, api, dropped in targets:
                 for outer, _, line in held:
                     if prog.canon(outer) not in dropped:  # let go of before `b` is taken
-                        add(outer, b, Edge(depth, f, line, c.line, callee, api))
+                        add(outer, b, Edge(depth, f, line, c.line, callee, api, outer, b))
         fw = prog.framework.get(f)
         if fw is not None:  # the framework holds its lock around the callback
             for cls, a in prog.acq[f].items():
                 if not a.trylock:
-                    add(fw[0], cls, Edge(a.depth, f, 0, a.line, a.callee, a.api))
+                    add(fw[0], cls, Edge(a.depth, f, 0, a.line, a.callee, a.api, fw[0], cls))
     return edges, alts
 
 
@@ -163,6 +165,7 @@ def _nearest(prog: Program, e: Edge, more: list[Edge], near: str) -> Edge:
 
 
 def _trace(prog: Program, a: str, b: str, e: Edge) -> list[Step]:
+    a, b = e.a_raw or a, e.b_raw or b
     fw = prog.framework.get(e.fid)
     if e.held_line:
         out = [prog.step(e.fid, e.held_line, f"takes {show(a)}")]
@@ -211,6 +214,7 @@ def _graph(
     touching: dict[str, list[tuple[str, str]]],
     pairs: list[tuple[str, str]],
     chosen: dict[tuple[str, str], Edge],
+    name: dict[str, str],
 ) -> tuple[OrderEdge, ...]:
     """The cycle's edges, then the shallowest other edges into or out of its locks."""
     on = set(pairs)
@@ -219,7 +223,8 @@ def _graph(
         key=lambda p: (edges[p].depth, p),
     )[:NEARBY]
     return tuple(
-        OrderEdge(show(a), show(b), prog.funcs[chosen.get((a, b), edges[(a, b)]).fid].name,
+        OrderEdge(show(name.get(a, a)), show(name.get(b, b)),
+                  prog.funcs[chosen.get((a, b), edges[(a, b)]).fid].name,
                   (a, b) in on)
         for a, b in [*pairs, *near]
     )
@@ -229,25 +234,32 @@ def check(analysis: Analysis) -> Iterator[Finding]:
     prog = program_of(analysis)
     edges, alts = _edges(prog)
     touching: dict[str, list[tuple[str, str]]] = {}
-    for a, b in sorted(edges):
+    name: dict[str, str] = {}  # canonical node -> the name the code first gives it
+    for (a, b), e in sorted(edges.items()):
         touching.setdefault(a, []).append((a, b))
         touching.setdefault(b, []).append((a, b))
-    for cyc in _cycles(edges):
-        if not prog.keyed.isdisjoint(cyc):
+        name.setdefault(a, e.a_raw or a)
+        name.setdefault(b, e.b_raw or b)
+    keyed = prog.keyed | {prog.canon(k) for k in prog.keyed}
+    for canon_cyc in _cycles(edges):
+        if not keyed.isdisjoint(canon_cyc):
             continue  # instances with lockdep keys of their own: not one lock
-        pairs = [(cyc[i], cyc[(i + 1) % len(cyc)]) for i in range(len(cyc))]
+        pairs = [(canon_cyc[i], canon_cyc[(i + 1) % len(canon_cyc)])
+                 for i in range(len(canon_cyc))]
+        cyc = tuple(name[x] for x in canon_cyc)
         near = prog.funcs[edges[pairs[0]].fid].file
         chosen = {p: _nearest(prog, edges[p], alts.get(p, []), near) for p in pairs}
         traces = [_trace(prog, a, b, chosen[(a, b)]) for a, b in pairs]
         first = traces[0][-1]  # reported where the first edge's inner lock is taken
         fids = [chosen[p].fid for p in pairs]
         others = ", ".join(
-            f"{show(b)} while holding {show(a)} in {prog.funcs[chosen[(a, b)].fid].name}()"
+            f"{show(name[b])} while holding {show(name[a])} in "
+            f"{prog.funcs[chosen[(a, b)].fid].name}()"
             for a, b in pairs[1:]
         )
         msg = (
-            f"lock order inversion: {show(pairs[0][1])} taken while holding {show(pairs[0][0])} "
-            f"(via {prog.funcs[fids[0]].name}()), but {others}"
+            f"lock order inversion: {show(name[pairs[0][1]])} taken while holding "
+            f"{show(name[pairs[0][0]])} (via {prog.funcs[fids[0]].name}()), but {others}"
         )
         rows: tuple[tuple[str, str], ...] = ()
         if len(cyc) == 2:
@@ -264,7 +276,7 @@ def check(analysis: Analysis) -> Iterator[Finding]:
                 ]
                 + [
                     f"  CPU{i}: holds {show(a)}, waits for {show(b)}"
-                    for i, (a, b) in enumerate(pairs)
+                    for i, (a, b) in enumerate(zip(cyc, cyc[1:] + cyc[:1], strict=True))
                 ]
                 + ["*** DEADLOCK ***"]
             )
@@ -282,9 +294,9 @@ def check(analysis: Analysis) -> Iterator[Finding]:
             "->".join(cyc),
             tuple(scen),
             tuple(f"CPU{i}: holds {show(a)}, then takes {show(b)}"
-                  for i, (a, b) in enumerate(pairs)),
+                  for i, (a, b) in enumerate(zip(cyc, cyc[1:] + cyc[:1], strict=True))),
             scenario=rows,
-            graph=_graph(prog, edges, touching, pairs, chosen),
+            graph=_graph(prog, edges, touching, pairs, chosen, name),
         )
 
 

@@ -109,9 +109,9 @@ def _same_object(a: tuple[str, ...], b: tuple[str, ...], generic: frozenset[str]
 
 
 def _resolved(cls: str) -> bool:
-    """`T::field`: re-rooted down to the struct that holds the field (an embedded struct's
-    member, `throtl_grp::service_queue.pending_timer`, is not re-rooted: it is the same
-    object as `throtl_service_queue::pending_timer`)."""
+    """`T::field`: re-rooted down to the struct that holds the field (Program.canon walks
+    pointers and embedded structs: `throtl_grp::service_queue.pending_timer` is
+    `throtl_service_queue::pending_timer`); a path it could not walk is not compared."""
     _, sep, fields = cls.partition("::")
     return bool(sep) and fields.isidentifier()
 
