@@ -262,3 +262,19 @@ def test_swallowed_count_takes_only_bodies_after_a_header() -> None:
     assert facts.failed_functions == 1
     whole = extract_file("frag.c", frag, KB, Wrappers.build([], set(KB.lock_apis)))
     assert whole.functions == [] and whole.failed_functions == 0
+
+
+@pytest.mark.parametrize("before, after, dead", [
+    (b"#define final_version\n", b"", True),
+    (b"#define final_version 1 /* release */\n", b"", True),
+    (b"", b"#define final_version\n", False),  # a header guard: defined after its test
+    (b"#ifdef CONFIG_X\n#define final_version\n#endif\n", b"", False),  # not surely defined
+    (b"#define final_version\n#undef final_version\n", b"", False),
+])
+def test_ifndef_name_the_file_defines_before(before: bytes, after: bytes, dead: bool) -> None:
+    for test in (b"#ifndef final_version", b"#if !defined(final_version)"):
+        src = before + b"void f(void)\n{\n" + test + b"\n\tfree_irq(irq, dev);\n#else\n" \
+            b"\tquiet();\n#endif\n" + after + b"}\n"
+        n = normalize(src, KB)
+        assert len(n.text) == len(src)
+        assert (b"free_irq" not in n.text) == dead and b"quiet();" in n.text

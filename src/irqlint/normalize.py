@@ -126,6 +126,9 @@ _IF0 = re.compile(rb"#[ \t]*if[ \t]+0\b")
 # `#define DUMP_IT_BACK 0` ... `#if DUMP_IT_BACK`: a debug switch the file turns off
 _DEF0 = re.compile(rb"[ \t]*#[ \t]*define[ \t]+[A-Za-z_]\w*[ \t]+\(?0\)?[ \t]*(?:/[*/].*)?")
 _IF_NAME = re.compile(rb"#[ \t]*if[ \t]+([A-Za-z_]\w*)[ \t]*(?:/[*/].*)?$", re.MULTILINE)
+# `#define final_version` ... `#ifndef final_version`: code the file itself switched off
+_IFNDEF = re.compile(rb"#[ \t]*(?:ifndef[ \t]+([A-Za-z_]\w*)|if[ \t]+!\s*defined[ \t]*\(?[ \t]*"
+                     rb"([A-Za-z_]\w*)[ \t]*\)?)[ \t]*(?:/[*/].*)?$", re.MULTILINE)
 _PP_LINE = _LineStartRe(rb"[ \t]*#[ \t]*(if|ifdef|ifndef|elif|else|endif)\b")
 
 
@@ -242,9 +245,38 @@ def _zero(text: bytes, name: bytes) -> bool:
     return len(defs) == 1 and _DEF0.fullmatch(defs[0]) is not None
 
 
+_DEFINE = re.compile(rb"^[ \t]*#[ \t]*(define|undef)[ \t]+([A-Za-z_]\w*)", re.MULTILINE)
+
+
+def _switched_off(text: bytes, cands: list[re.Match[bytes]]) -> list[re.Match[bytes]]:
+    """The `#ifndef NAME` of `cands` after which NAME is surely defined: the file defines it
+    once, outside any conditional, before the #ifndef, and never #undef's it."""
+    names = {m.group(1) or m.group(2) for m in cands}
+    defs: dict[bytes, list[tuple[bytes, int]]] = {}
+    for d in _DEFINE.finditer(text):
+        if d.group(2) in names:
+            defs.setdefault(d.group(2), []).append((d.group(1), d.start()))
+    out = []
+    for m in cands:
+        ds = defs.get(m.group(1) or m.group(2), [])
+        if len(ds) != 1 or ds[0][0] != b"define" or ds[0][1] > m.start():
+            continue
+        depth = 0
+        for start, d in _PP_LINE.finditer(text):
+            if start >= ds[0][1]:
+                break
+            kw = d.group(1)
+            depth += kw in (b"if", b"ifdef", b"ifndef")
+            depth -= kw == b"endif"
+        if depth == 0:
+            out.append(m)
+    return out
+
+
 def blank_if0(buf: bytearray) -> None:
     """Blank `#if 0 ... #endif` regions (the #else branch, if any, is kept); `#if NAME` is
-    `#if 0` when the file defines NAME as 0 (and nothing else)."""
+    `#if 0` when the file defines NAME as 0 (and nothing else), and `#ifndef NAME` is when
+    the file defines NAME unconditionally before it (`#define final_version`)."""
     text = bytes(buf)
     starts = list(_IF0.finditer(text))
     named = _IF_NAME.findall(text)
@@ -252,7 +284,10 @@ def blank_if0(buf: bytearray) -> None:
         zero = {n for n in set(named) if _zero(text, n)}
         if zero:
             starts += [m for m in _IF_NAME.finditer(text) if m.group(1) in zero]
-            starts.sort(key=lambda m: m.start())
+    ifndefs = list(_IFNDEF.finditer(text))
+    if ifndefs:
+        starts += _switched_off(text, ifndefs)
+    starts.sort(key=lambda m: m.start())
     for m in starts:
         if not _at_line_start(text, m.start()) or buf[m.start() : m.end()].strip() == b"":
             continue  # already blanked as part of an outer #if 0

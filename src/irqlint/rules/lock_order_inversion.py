@@ -70,7 +70,8 @@ Stop 11 (73 findings, seed 13): 4 real, 3 plausible, 13 false: constant or enum 
 callee (1), socket families' per-family lock classes (1), a loop-correlated condition (1).
 Since then tools/ is left out, flag paths read named constants, switch cases, `&&` terms
 and bit tests, and one lock named two ways is one node: five of those 13 are gone (both
-tools/, venus, sgx, mptbase), and drbd's with the canonical classes; 68 findings at the end of stop 12.
+tools/, venus, sgx, mptbase), and drbd's with the canonical classes;
+68 findings at the end of stop 12.
 Left: state and reference-count invariants (landlock's iput() on an inode it holds twice),
 per-family socket classes, a switch that sets a field the callee tests later.
 
