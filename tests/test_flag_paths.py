@@ -17,6 +17,11 @@ def _hits(doc: dict) -> list[tuple[str, int, str]]:
                   if Path(f["file"]).name == "flags.c")
 
 
+def _hits_in(doc: dict, name: str) -> list[tuple[str, int, str]]:
+    return sorted((f["rule"], f["line"], f["function"]) for f in doc["findings"]
+                  if Path(f["file"]).name == name)
+
+
 def _variant(tmp_path: Path, old: str, new: str) -> dict:
     src = SRC.read_text()
     assert src.count(old) == 1
@@ -116,6 +121,44 @@ out:
     assert calls["g"].guard == ((1, True),)
     assert calls["h"].guard == ()
     assert calls["k"].guard == ()
+
+
+def test_label_only_jumped_to_past_the_early_return_keeps_the_flag(tmp_path: Path) -> None:
+    """`if (!tcon) return 0; ... again: lock(); ... goto again;` (cifs_reconnect_tcon()): the
+    retry label is reached only past the test, so what follows it still needs the flag; a
+    label a goto from before the test reaches does not."""
+    src = tmp_path / "again.c"
+    src.write_bytes(b"""
+int f(int *p, void *tcon, bool early)
+{
+	if (early)
+		goto out;
+	if (!tcon)
+		return 0;
+again:
+	g(p);
+	if (h(p))
+		goto again;
+out:
+	k(p);
+	return 1;
+}
+""")
+    calls = {c.callee: c for c in _extract(src).functions[0].calls}
+    # past both tests: `early` false (its goto skips them), `tcon` set
+    assert calls["g"].guard == ((1, True), (2, False))
+    assert calls["h"].guard == ((1, True), (2, False))
+    assert calls["k"].guard == ()
+
+
+def test_wait_for_a_work_that_takes_the_lock_only_with_an_object(tmp_path: Path) -> None:
+    """cifs' echo work passes NULL for the tree connection; the reconnect that takes the
+    session mutex returns at once without one, then retries from a label."""
+    doc = check_json(ROOT / "retry.c")
+    assert _hits_in(doc, "retry.c") == []
+    (tmp_path / "retry.c").write_text((ROOT / "retry.c").read_text().replace(
+        "reconnect_tcon(NULL, 0);", "reconnect_tcon(tcon, 0);"))
+    assert _hits_in(check_json(tmp_path), "retry.c") == [("wait-under-lock", 40, "put_session")]
 
 
 def test_what_changes_a_parameter(tmp_path: Path) -> None:

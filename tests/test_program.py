@@ -184,3 +184,17 @@ def test_wait_matched_by_type_and_traced_to_its_own_call() -> None:
     waits = [s for s in hits[61]["traces"][0] if s["note"].endswith("waits")]
     assert [(s["line"], s["note"]) for s in waits] == [
         (55, "cancel_work_sync(&g->reset_work) waits")]
+
+
+def test_a_lock_taken_again_orders_nothing(tmp_path: Path) -> None:
+    """retake.c: the callee's host lock is the one held outside the queue lock; without the
+    outer one it is an order after the queue lock, and the cycle with reenable() is real."""
+    assert check_json(FIXTURES / "program" / "retake.c")["findings"] == []
+    src = (FIXTURES / "program" / "retake.c").read_text()
+    old = "\tspin_lock(&q->host->host_lock);\n\tspin_lock(&q->q_lock);\n\tlocked_done(q);"
+    assert src.count(old) == 1
+    new = "\tspin_lock(&q->q_lock);\n\tlocked_done(q);"
+    (tmp_path / "retake.c").write_text(src.replace(old, new))
+    doc = check_json(tmp_path)
+    assert [(f["rule"], f["line"]) for f in doc["findings"]
+            if f["rule"] == "lock-order-inversion"] == [("lock-order-inversion", 36)]

@@ -788,10 +788,11 @@ def _flag_ranges(pf: _PendingFunction, index: dict[str, int]
         elif cons is not None and _jumps(cons):
             block = stmt.parent
             if block is not None and block.type == "compound_statement":
-                # up to the next label: a goto from elsewhere gets there either way
+                # up to the next label a goto from before the test can get to
                 end = next((c.start_byte for c in block.named_children
                             if c.start_byte > stmt.start_byte
-                            and c.type == "labeled_statement"), block.end_byte)
+                            and c.type == "labeled_statement"
+                            and _entered_before(pf.body, c, stmt.end_byte)), block.end_byte)
                 out.append((stmt.end_byte, end, k, other))
     for sw in pf.switches:
         k = index.get(_text(sw))
@@ -865,6 +866,18 @@ def _case_ranges(flag: Node, k: int) -> list[tuple[int, int, int, bool | str]]:
 
 _JUMPS = frozenset({"return_statement", "goto_statement", "break_statement",
                     "continue_statement"})
+
+
+def _entered_before(body: Node, labeled: Node, after: int) -> bool:
+    """Some `goto` to the label of `labeled` lies before byte `after` (a jump that skips a
+    test made there); a label only jumped to from past the test (`again:` of a retry loop
+    below `if (!tcon) return 0;`) is behind the test too."""
+    label = labeled.child_by_field_name("label")
+    if label is None:
+        return True
+    text = body.text or b""
+    pat = re.compile(rb"\bgoto\s+" + re.escape(label.text or b"") + rb"\s*;")
+    return any(body.start_byte + m.start() < after for m in pat.finditer(text))
 
 
 def _jumps(n: Node) -> bool:

@@ -258,6 +258,7 @@ class Program:
     conditional_sleep: list[bool] = field(default_factory=list)
     comps: list[list[int]] = field(default_factory=list)  # strongly connected, callees first
     _canon: dict[str, str] = field(default_factory=dict)
+    _boot_ids: frozenset[int] | None = None
 
     def __post_init__(self) -> None:
         sl = self.kb.section("sleep")
@@ -277,6 +278,23 @@ class Program:
         if got is None:
             got = self._canon[cls] = _reroot(cls, self.structs)
         return got
+
+    def boot_only(self, fid: int) -> bool:
+        """Start-up code: the kb's boot functions, and functions called from start-up code
+        alone (parisc's init_IRQ(), called only by start_kernel(), turns IRQs off and
+        requests its interrupts before anything can be scheduled).  A callback or a
+        function an ops table stores has callers we cannot see: never start-up code."""
+        if self._boot_ids is None:
+            ids = {i for i, fn in enumerate(self.funcs) if fn.name in self.boot}
+            work = list(ids)
+            while work:
+                for c in self.fwd[work.pop()]:
+                    if c not in ids and c not in self.registered and c not in self.stored \
+                            and all(caller in ids for caller, _ in self.callers[c]):
+                        ids.add(c)
+                        work.append(c)
+            self._boot_ids = frozenset(ids)
+        return fid in self._boot_ids
 
     # --- chains ---------------------------------------------------------------------------
     def step(self, fid: int, line: int, note: str) -> Step:

@@ -136,7 +136,12 @@ def _edges(prog: Program) -> tuple[dict[tuple[str, str], Edge], dict[tuple[str, 
                         if not a.trylock and "nested" not in a.api and a.kind != "rwlock_r" \
                                 and reaches(a.needs, c):
                             targets.append((cls, a.depth + 1, t, a.api, a.dropped))
+            mine = {prog.canon(h) for h, _, _ in held}
             for b, depth, callee, api, dropped in targets:
+                if prog.canon(b) in mine and prog.canon(b) not in dropped:
+                    # `b` is held already: taking it again is a self-deadlock (or another
+                    # instance nested in it), not an order after the locks taken since
+                    continue
                 for outer, _, line in held:
                     if prog.canon(outer) not in dropped:  # let go of before `b` is taken
                         add(outer, b, Edge(depth, f, line, c.line, callee, api, outer, b))

@@ -87,9 +87,9 @@ def check(analysis: Analysis) -> Iterator[Finding]:
         fn = prog.funcs[f]
         ops_at = acquires_at(fn) if sites and fn.lock_ops else {}
         done: set[int] = set()
-        boot = fn.name in prog.boot
+        boot = prog.boot_only(f)
         for site in sites:
-            # start_kernel() runs with IRQs off before there is anything to schedule
+            # start-up code runs with IRQs off before there is anything to schedule
             held = tuple(h for h in site.held if h[1] != "irq") if boot else site.held
             atomic = strongest(held, kinds)
             if atomic is None or site.call.line in done or dead(site.call.guard):
