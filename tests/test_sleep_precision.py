@@ -107,5 +107,15 @@ def test_irq_enable_is_absolute_around_a_loop() -> None:
 def test_start_kernel_may_sleep_with_irqs_off_not_under_a_lock() -> None:
     hits = _hits(check_json(ROOT / "boot.c"), "boot.c")
     assert [(r, ln, fn) for r, ln, fn, _ in hits] == [
-        ("sleep-in-atomic", 21, "start_kernel"), ("sleep-in-atomic", 29, "late_setup")]
+        ("sleep-in-atomic", 30, "start_kernel"), ("sleep-in-atomic", 38, "late_setup")]
     assert "early_lock" in hits[0][3] and "IRQs disabled" in hits[1][3]
+
+
+def test_what_only_start_up_code_calls_is_start_up_code(tmp_path: Path) -> None:
+    src = (ROOT / "boot.c").read_text()
+    (tmp_path / "boot.c").write_text(src.replace("\tparse_params(); /* expect: sleep-in-atomic */\n"
+                                                 "\tlocal_irq_enable();\n}",
+                                                 "\tinit_irqs();\n\tlocal_irq_enable();\n}"))
+    hits = _hits(check_json(tmp_path), "boot.c")
+    assert [(r, ln, fn) for r, ln, fn, _ in hits] == [
+        ("sleep-in-atomic", 21, "init_irqs"), ("sleep-in-atomic", 30, "start_kernel")]
