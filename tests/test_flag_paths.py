@@ -222,8 +222,8 @@ int f(int *p, bool reclaim)
 
 def test_named_constant_selects_the_path() -> None:
     """`if (opts == MBOX_CMD_POLL)` and `if (opts != MBOX_CMD_NOWAIT) return`, through a
-    helper that passes the mode on, and `switch (ev)` with its default: the other constant
-    is silent, the same one flagged."""
+    helper that passes the mode on, and `switch (ev)` with its default; errno names: the
+    other constant is silent, the same one flagged."""
     doc = check_json(ROOT / "named.c")
     got = sorted((f["rule"], f["line"], f["function"]) for f in doc["findings"])
     assert got == [("sleep-in-atomic", 59, "mbox_bad_kick"),
@@ -231,7 +231,8 @@ def test_named_constant_selects_the_path() -> None:
                    ("sleep-in-atomic", 92, "mbox_notify_bad"),
                    ("sleep-in-atomic", 113, "mbox_reset_locked"),
                    ("sleep-in-atomic", 144, "mbox_key_locked"),
-                   ("sleep-in-atomic", 145, "mbox_key_locked")]
+                   ("sleep-in-atomic", 145, "mbox_key_locked"),
+                   ("sleep-in-atomic", 164, "mbox_timeout_locked")]
 
 
 def test_named_constants_contradicting_is_a_dead_path() -> None:

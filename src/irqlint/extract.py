@@ -641,8 +641,9 @@ def _obj_class(arg: str, pf: _PendingFunction, ctx: FileContext) -> str:
 _INT = re.compile(r"(0[xX][0-9a-fA-F]+|\d+)[uUlL]*")
 
 
-# an enumerator or a #define'd constant, by kernel naming: MODE_POLL, EFCT_CMD_NOWAIT
-_NAMED = re.compile(rb"[A-Z][A-Z0-9]*_[A-Z0-9_]*[A-Z0-9]")
+# an enumerator or a #define'd constant, by kernel naming: MODE_POLL, EFCT_CMD_NOWAIT, and
+# the errno names (ax25_disconnect(ax25, ETIMEDOUT) tests `reason == ENETUNREACH`)
+_NAMED = re.compile(rb"[A-Z][A-Z0-9]*_[A-Z0-9_]*[A-Z0-9]|E[A-Z][A-Z0-9]+")
 
 
 _TESTS = {"==": ("=", "!"), "!=": ("!", "="), "&": ("&", "~")}
