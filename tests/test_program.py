@@ -198,3 +198,20 @@ def test_a_lock_taken_again_orders_nothing(tmp_path: Path) -> None:
     doc = check_json(tmp_path)
     assert [(f["rule"], f["line"]) for f in doc["findings"]
             if f["rule"] == "lock-order-inversion"] == [("lock-order-inversion", 36)]
+
+
+def test_ops_of_a_struct_two_drivers_define_stay_in_the_driver(tmp_path: Path) -> None:
+    """twins/: vfdrv and pfdrv each define `struct mac_hw` and its ops; vfdrv's call through
+    its ops under its spinlock reaches its own busy-wait, not pfdrv's msleep(). Without
+    vfdrv's own definition, the one struct's field holds pfdrv's function."""
+    root = FIXTURES / "program" / "twins"
+    assert check_json(root)["findings"] == []
+    import shutil
+
+    shutil.copytree(root, tmp_path / "twins")
+    (tmp_path / "twins" / "vfdrv" / "hw.h").unlink()
+    doc = check_json(tmp_path / "twins")
+    assert [(f["rule"], Path(f["file"]).name, f["line"]) for f in doc["findings"]] == [
+        ("sleep-in-atomic", "netdev.c", 19)]
+    assert [s["function"] for s in doc["findings"][0]["traces"][0]][-1] == \
+        "pf_check_for_copper_link"

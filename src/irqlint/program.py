@@ -245,6 +245,8 @@ class Program:
     paths: list[str] = field(default_factory=list)
     links: list[Links] = field(default_factory=list)
     structs: dict[str, dict[str, str]] = field(default_factory=dict)
+    # a struct name two drivers each define privately -> their directories
+    homes: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # knowledge, read once
     gfp: _Gfp = field(init=False)
     sleepers: frozenset[str] = frozenset()
@@ -520,10 +522,12 @@ class _Linker:
     functions are stored in."""
 
     def __init__(self, funcs: list[Function], kb: KnowledgeBase,
-                 structs: dict[str, dict[str, str]]) -> None:
+                 structs: dict[str, dict[str, str]],
+                 homes: dict[str, tuple[str, ...]] | None = None) -> None:
         self.funcs = funcs
         self.res = _Resolver(funcs, kb)
         self.structs = structs
+        self.homes = homes or {}
         self.stored: dict[str, set[int]] = {}
         self.by_field: dict[str, set[int]] = {}
 
@@ -546,7 +550,7 @@ class _Linker:
             self.stored.setdefault(fld, set()).add(t)
             self.by_field.setdefault(fld.rsplit("::", 1)[-1], set()).add(t)
 
-    def via_targets(self, via: str) -> tuple[tuple[int, ...], str]:
+    def via_targets(self, via: str, path: str = "") -> tuple[tuple[int, ...], str]:
         structs, stored = self.structs, self.stored
         if "::" in via:
             t, rest = via.split("::", 1)
@@ -559,6 +563,9 @@ class _Linker:
             else:
                 got = stored.get(f"{t}::{hops[-1]}") if hops else None
                 if got:
+                    homes = self.homes.get(t)
+                    if homes and path:
+                        got = self._at_home(got, homes, path)
                     return tuple(sorted(got)), "typed"
             last = hops[-1] if hops else ""
         else:
@@ -568,6 +575,18 @@ class _Linker:
         if got and len(got) <= FIELD_FALLBACK_MAX:
             return tuple(sorted(got)), "field"
         return (), ""
+
+    def _at_home(self, got: set[int], homes: tuple[str, ...], path: str) -> set[int]:
+        """Of the functions stored in a field of a struct two drivers each define (igbvf's
+        and e1000e's `struct e1000_mac_operations`), those of the caller's driver, and
+        those of no such driver."""
+        mine = [h for h in homes if path.startswith(h + "/")]
+        if len(mine) != 1:
+            return got
+        funcs = self.funcs
+        keep = {t for t in got if funcs[t].file.startswith(mine[0] + "/")
+                or not any(funcs[t].file.startswith(h + "/") for h in homes)}
+        return keep or got
 
     def targets(self, c: Call, path: str, memo: dict[str, tuple[int, ...]], folder: str
                 ) -> tuple[tuple[int, ...], str]:
@@ -579,7 +598,7 @@ class _Linker:
                 callees = memo[c.callee] = self.res.name(c.callee, path, folder)
             how = "direct"
         else:
-            callees, how = self.via_targets(c.via)
+            callees, how = self.via_targets(c.via, path)
             # an ops table of another architecture is never called from this one
             funcs = self.funcs
             callees = tuple(t for t in callees if same_build(path, funcs[t].file))
@@ -709,16 +728,22 @@ def build(facts: list[FileFacts], kb: KnowledgeBase) -> Program:
     structs: dict[str, dict[str, str]] = {}
     markers = prog.kb.section("sleep").get("atomic_markers", {})
     safe: dict[str, set[str]] = {}
+    homes: dict[str, set[str]] = {}
     for ff in facts:
+        folder = place(ff.path).dir
+        private = "include" not in place(ff.path).parts
         for s, fields in ff.structs.items():
             structs.setdefault(s, {}).update(fields)
+            if private:
+                homes.setdefault(s, set()).add(folder)
         prog.funcs.extend(ff.functions)
         for m in ff.markers:
             for call in markers.get(m, ()):
                 safe.setdefault(call, set()).add(ff.path)
     prog.atomic_calls = {k: frozenset(v) for k, v in sorted(safe.items())}
     funcs = prog.funcs
-    link = _Linker(funcs, kb, structs)
+    prog.homes = {s: tuple(sorted(d)) for s, d in sorted(homes.items()) if len(d) > 1}
+    link = _Linker(funcs, kb, structs, prog.homes)
     first = 0
     for ff in facts:  # function pointers stored into fields, callbacks registered
         lk = link.links(ff, first)

@@ -52,12 +52,12 @@ from .program import (
     merge_links,
 )
 
-MAGIC = "irqlint-program-9"
+MAGIC = "irqlint-program-10"
 _END = "end"  # the last pair's name: a file cut short is no snapshot
 MAX_CHANGED = 64  # more changed files than this: a whole build is about as quick
 # tables kept as they are (lists, dicts and tuples of plain values)
 _PLAIN = ("callers", "succ", "fwd", "comps", "conditional_sleep", "keyed", "irq_calls",
-          "paths", "links", "structs", "atomic_calls")
+          "paths", "links", "structs", "homes", "atomic_calls")
 _NO_EFFECT = LockEffect()
 
 
@@ -258,7 +258,7 @@ def patch(snap: dict[str, Any], kb: KnowledgeBase, wrappers: Wrappers, cache: Ca
                         for d in snap["sleep_param"]]
     prog.waits = [tuple(map(Wait._make, w)) if w else () for w in snap["waits"]]
 
-    link = _Linker(prog.funcs, kb, prog.structs)
+    link = _Linker(prog.funcs, kb, prog.structs, prog.homes)
     for k, ff in todo:
         lk = link.links(ff, first[k])
         if lk.pairs() != prog.links[k].pairs():
