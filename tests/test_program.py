@@ -215,3 +215,24 @@ def test_ops_of_a_struct_two_drivers_define_stay_in_the_driver(tmp_path: Path) -
         ("sleep-in-atomic", "netdev.c", 19)]
     assert [s["function"] for s in doc["findings"][0]["traces"][0]][-1] == \
         "pf_check_for_copper_link"
+
+
+def test_a_lock_a_callee_of_another_file_lets_go_of_is_not_held_after(tmp_path: Path) -> None:
+    """tail_*.c: tail_create() unlocks the name lock its caller took (drm's
+    drm_gem_handle_create_tail()); the failure path after it takes the prime lock without
+    the name lock.  A helper that keeps the lock makes the order, and the cycle, real."""
+    import shutil
+
+    root = FIXTURES / "program"
+    names = ("tail.h", "tail_helper.c", "tail_user.c")
+    assert check_json(*(root / n for n in names))["findings"] == []
+    for n in names:
+        shutil.copy(root / n, tmp_path / n)
+    helper = tmp_path / "tail_helper.c"
+    src = helper.read_text()
+    assert src.count("\tmutex_unlock(&dev->name_lock);\n") == 1
+    helper.write_text(src.replace("\tmutex_unlock(&dev->name_lock);\n", ""))
+    doc = check_json(tmp_path)
+    assert [(f["rule"], Path(f["file"]).name, f["line"]) for f in doc["findings"]
+            if f["rule"] == "lock-order-inversion"] == [
+        ("lock-order-inversion", "tail_helper.c", 16)]

@@ -610,6 +610,21 @@ class _Linker:
             return callees, "wide"
         return callees, how
 
+    def _note_releases(self, path: str, line: int, callees: tuple[int, ...],
+                       rels: list[tuple[int, frozenset[str]]]) -> None:
+        """A call into another file whose every target lets go of a lock it was handed
+        (`drm_gem_handle_create_tail()` unlocks the caller's object_name_lock): the held
+        sets the file's own engine computed for the calls after it still list the lock.
+        Same-file callees' effects are the engine's already."""
+        funcs = self.funcs
+        names: set[str] = set()
+        for t in callees:
+            fn = funcs[t]
+            if fn.file == path or not fn.effect.releases:
+                return
+            names.update(_LAST.split(e)[-1] for e, _ in fn.effect.releases)
+        rels.append((line, frozenset(names)))
+
     def sites(self, fn: Function, memo: dict[str, tuple[int, ...]]
               ) -> tuple[tuple[Site, ...], tuple[Site, ...], tuple[Site, ...], list[int]]:
         """fn's call sites; those a summary reads; those with something held; the callees
@@ -622,9 +637,15 @@ class _Linker:
         active: list[Site] = []
         at_held: list[Site] = []
         nexts: set[int] = set()
+        rels: list[tuple[int, frozenset[str]]] = []
         for c in fn.calls:
             callees, how = self.targets(c, fn.file, memo, folder)
-            site = Site(c, held.get((c.line, c.col), ()), callees, how)
+            h = held.get((c.line, c.col), ())
+            if rels and h:
+                h = _still_held(h, c.line, rels)
+            if callees:
+                self._note_releases(fn.file, c.line, callees, rels)
+            site = Site(c, h, callees, how)
             if how in _PROPAGATING:
                 nexts.update(callees)
             out.append(site)
@@ -651,10 +672,15 @@ class _Linker:
         nexts: set[int] = set()
         fwd: set[int] = set()
         targets = self.targets
+        rels: list[tuple[int, frozenset[str]]] = []
         for si, c in enumerate(fn.calls):
             callees, how = targets(c, fn.file, memo, folder)
             h = held.get((c.line, c.col), ()) if held else ()
+            if rels and h:
+                h = _still_held(h, c.line, rels)
             if callees:
+                if held:
+                    self._note_releases(fn.file, c.line, callees, rels)
                 if how in _PROPAGATING:
                     nexts.update(callees)
                 for t in callees:
@@ -674,6 +700,18 @@ class _Linker:
             if h:
                 at_held.append(site)
         return tuple(active), tuple(at_held), sorted(nexts), sorted(fwd)
+
+
+_LAST = re.compile(r"->|\.|::")
+
+
+def _still_held(held: tuple[tuple[str, str, int], ...], line: int,
+                rels: list[tuple[int, frozenset[str]]]) -> tuple[tuple[str, str, int], ...]:
+    """`held` at a call on `line`, less the locks (by last field name) a call into another
+    file let go of after they were taken: (call line, names) in `rels`."""
+    keep = tuple(h for h in held if not any(
+        h[2] < rl < line and _LAST.split(h[0])[-1].rstrip("*") in names for rl, names in rels))
+    return keep if len(keep) != len(held) else held
 
 
 class _AllSites:
