@@ -35,7 +35,7 @@ from .ir import (
 from .kb import KnowledgeBase
 from .lockexpr import base_type, lock_class, normalise
 from .macros import Wrappers, function_macros
-from .normalize import Normalized, blank_alternatives, code_before, normalize
+from .normalize import Normalized, blank_alternatives, branches, code_before, normalize
 from .parse import captures, parse
 
 _DEFINE_LOCK = re.compile(
@@ -366,8 +366,15 @@ def extract_file(path: str, source: bytes, kb: KnowledgeBase, wrappers: Wrappers
     # a macro of this file named like one of its functions stands in for it in some
     # configurations only (#ifdef alternatives): its calls stay calls
     ctx.local_macros -= {pf.name for pf in pending}
+    statics = [pf.name for pf in pending if pf.static]
+    # #ifdef twins: a call goes to the twin of the caller's own branch
+    where = branches(source, [pf.node.start_byte for pf in pending]) \
+        if len(set(statics)) < len(statics) else {}
     for pf in _callee_first(pending):
-        facts.functions.append(_finish_function(pf, ctx, assigns))
+        got = _finish_function(pf, ctx, assigns)
+        if where:
+            got = got._replace(branch=where[pf.node.start_byte])
+        facts.functions.append(got)
         if "keys" in families:
             kf = keyevents.collect(pf, ctx, assigns, decls)
             if kf is not None:

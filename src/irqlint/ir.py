@@ -177,6 +177,9 @@ class Function(NamedTuple):
     # (line, column, typed class) of what each wait call waits for, when typed: the timer,
     # work or IRQ field of a struct (`ath11k::scan.timeout`)
     objs: tuple[tuple[int, int, str], ...] = ()
+    # in a file that defines a static function twice (#ifdef twins): the top-level
+    # conditional branches the function sits in, as (group's #if offset, branch number)
+    branch: tuple[tuple[int, int], ...] = ()
 
 
 class KeyEvent(NamedTuple):

@@ -1168,3 +1168,26 @@ def normalize(source: bytes, kb: KnowledgeBase) -> Normalized:
     terminate_macro_runs(buf, bytes(buf))
     out.text = bytes(buf)
     return out
+
+
+def branches(text: bytes, offsets: list[int]) -> dict[int, tuple[tuple[int, int], ...]]:
+    """For each offset, the conditional branches it sits in: (offset of the group's #if,
+    number of the #elif/#else branch, from 0), outermost first."""
+    want = sorted(set(offsets))
+    out: dict[int, tuple[tuple[int, int], ...]] = {}
+    stack: list[tuple[int, int]] = []
+    k = 0
+    for start, d in _PP_LINE.finditer(text):
+        while k < len(want) and want[k] < start:
+            out[want[k]] = tuple(stack)
+            k += 1
+        kw = d.group(1)
+        if kw in (b"if", b"ifdef", b"ifndef"):
+            stack.append((start, 0))
+        elif kw in (b"elif", b"else") and stack:
+            stack[-1] = (stack[-1][0], stack[-1][1] + 1)
+        elif kw == b"endif" and stack:
+            stack.pop()
+    for o in want[k:]:
+        out[o] = tuple(stack)
+    return out

@@ -459,11 +459,17 @@ class _Resolver:
         )
         self._cache: dict[tuple[str, str], dict[str, tuple[int, ...]]] = {}  # -> name -> ids
 
-    def name(self, name: str, path: str, folder: str | None = None) -> tuple[int, ...]:
+    def name(self, name: str, path: str, folder: str | None = None,
+             branch: tuple[tuple[int, int], ...] = ()) -> tuple[int, ...]:
         if name in self.known:
             return ()
         hit = self.static.get((path, name))
         if hit:
+            if len(hit) > 1 and branch:  # the twin of the caller's own #ifdef branch
+                mine = dict(branch)
+                for i in hit:
+                    if all(mine.get(g, b) == b for g, b in self.funcs[i].branch):
+                        return (i,)
             return tuple(hit[:1])  # #ifdef twins: one body stands for the name
         if folder is None:
             folder = place(path).dir
@@ -588,14 +594,15 @@ class _Linker:
                 or not any(funcs[t].file.startswith(h + "/") for h in homes)}
         return keep or got
 
-    def targets(self, c: Call, path: str, memo: dict[str, tuple[int, ...]], folder: str
-                ) -> tuple[tuple[int, ...], str]:
+    def targets(self, c: Call, path: str, memo: dict[str, tuple[int, ...]], folder: str,
+                branch: tuple[tuple[int, int], ...] = ()) -> tuple[tuple[int, ...], str]:
         """Where call c of a function in `path` may go, and how it was resolved (see Site.how).
         `memo`: names already resolved for that file."""
         if c.callee:
-            callees = memo.get(c.callee)
+            key = c.callee + repr(branch) if branch else c.callee
+            callees = memo.get(key)
             if callees is None:
-                callees = memo[c.callee] = self.res.name(c.callee, path, folder)
+                callees = memo[key] = self.res.name(c.callee, path, folder, branch)
             how = "direct"
         else:
             callees, how = self.via_targets(c.via, path)
@@ -639,7 +646,7 @@ class _Linker:
         nexts: set[int] = set()
         rels: list[tuple[int, frozenset[str]]] = []
         for c in fn.calls:
-            callees, how = self.targets(c, fn.file, memo, folder)
+            callees, how = self.targets(c, fn.file, memo, folder, fn.branch)
             h = held.get((c.line, c.col), ())
             if rels and h:
                 h = _still_held(h, c.line, rels)
@@ -674,7 +681,7 @@ class _Linker:
         targets = self.targets
         rels: list[tuple[int, frozenset[str]]] = []
         for si, c in enumerate(fn.calls):
-            callees, how = targets(c, fn.file, memo, folder)
+            callees, how = targets(c, fn.file, memo, folder, fn.branch)
             h = held.get((c.line, c.col), ()) if held else ()
             if rels and h:
                 h = _still_held(h, c.line, rels)

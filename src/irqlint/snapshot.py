@@ -52,7 +52,7 @@ from .program import (
     merge_links,
 )
 
-MAGIC = "irqlint-program-10"
+MAGIC = "irqlint-program-11"
 _END = "end"  # the last pair's name: a file cut short is no snapshot
 MAX_CHANGED = 64  # more changed files than this: a whole build is about as quick
 # tables kept as they are (lists, dicts and tuples of plain values)
@@ -82,16 +82,16 @@ def _flat_fn(fn: Function, full: bool) -> tuple[Any, ...]:
     return (fn.name, fn.file, fn.line, fn.end_line, fn.static, fn.has_error, fn.error_hint,
             fn.irqs_off, None if fn.effect == _NO_EFFECT else tuple(fn.effect), fn.const_return,
             (fn.params, fn.annotations, tuple(map(tuple, fn.lock_ops)), fn.held, fn.objs)
-            if full else None)
+            if full else None, fn.branch)
 
 
 def _fn(t: tuple[Any, ...]) -> Function:
-    name, file, line, end, static, err, hint, irqs_off, eff, const, full = t
+    name, file, line, end, static, err, hint, irqs_off, eff, const, full, branch = t
     params, ann, ops, held, objs = full or ((), (), (), (), ())
     return Function(name, file, line, end, static, params, ann, err, (),
                     tuple(LockOp._make(o) for o in ops), (), (), (), (),
                     LockEffect._make(eff) if eff else _NO_EFFECT, (), hint, held, irqs_off,
-                    const_return=const, objs=objs)
+                    const_return=const, objs=objs, branch=branch)
 
 
 def _flat_site(s: Site) -> tuple[Any, ...]:
@@ -106,7 +106,7 @@ def _shape(ff: FileFacts) -> str:
     """What of a file the rest of the model depends on beyond its function bodies: its
     functions' names in order, its struct definitions, its lockdep keys and the atomic
     markers it calls (kb sleep.json)."""
-    text = repr(([(fn.name, fn.static) for fn in ff.functions],
+    text = repr(([(fn.name, fn.static, fn.branch) for fn in ff.functions],
                  sorted((k, sorted(v.items())) for k, v in ff.structs.items()),
                  [fn.keyed for fn in ff.functions], ff.markers))
     return f"{len(ff.functions)}:{hashlib.blake2b(text.encode(), digest_size=16).hexdigest()}"
