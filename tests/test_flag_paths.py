@@ -251,3 +251,17 @@ def test_bit_tests_against_named_arguments() -> None:
     assert _fits("GFP_KERNEL", "~__GFP_IO")  # a name's other bits are not known
     assert not _fits(False, "&CMD_ASYNC") and _fits(True, "~CMD_ASYNC")
     assert _fits("A|B", "=A") and not _fits("B", "=A")
+
+
+def test_a_place_every_caller_rules_out(tmp_path: Path) -> None:
+    """callers.c: qp_grp_modify() sleeps under its lock only with a spec (copied into a
+    local), and every caller passes NULL, one through a helper: silent.  A caller passing
+    something else, or a second assignment to the copy, makes it reachable."""
+    assert _hits_in(check_json(ROOT / "callers.c"), "callers.c") == []
+    src = (ROOT / "callers.c").read_text()
+    for old, new in (("\tqp_grp_modify(g, 0, NULL);", "\tqp_grp_modify(g, 0, g->flow);"),
+                     ("\tspin_lock(&g->lock);\n", "\tspin_lock(&g->lock);\n\tspec = g->flow;\n")):
+        assert src.count(old) == 1
+        (tmp_path / "callers.c").write_text(src.replace(old, new))
+        got = _hits_in(check_json(tmp_path), "callers.c")
+        assert [h[0] for h in got] == ["sleep-in-atomic"] and got[0][2] == "qp_grp_modify"

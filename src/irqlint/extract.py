@@ -727,8 +727,43 @@ def _flag_params(pf: _PendingFunction, assigns: _Buckets, changed: _Buckets
     body = pf.body
     written = {_text(n) for n in assigns.within(body.start_byte, body.end_byte)
                if n.type == "identifier"}
-    written.update(_text(n) for n in changed.within(body.start_byte, body.end_byte))
-    return {p: i for i, (p, _) in enumerate(pf.params) if p and p not in written}
+    bumped = {_text(n) for n in changed.within(body.start_byte, body.end_byte)}
+    index = {p: i for i, (p, _) in enumerate(pf.params) if p and p not in written | bumped}
+    if index:
+        index.update(_copies(pf, assigns, bumped, index))
+    return index
+
+
+def _copies(pf: _PendingFunction, assigns: _Buckets, bumped: set[str],
+            index: dict[str, int]) -> dict[str, int]:
+    """Locals that only ever hold a flag parameter: set once, from it (a cast or not), never
+    changed after (`trans_spec = (struct usnic_transport_spec *) data;`, `bool wait = sync;`)."""
+    body = pf.body
+    sets: dict[str, list[int | None]] = {}
+    for n in assigns.within(body.start_byte, body.end_byte):
+        if n.type == "identifier" and n.parent is not None:
+            op = n.parent.child_by_field_name("operator")
+            k = _param_of(n.parent.child_by_field_name("right"), index) \
+                if op is not None and op.type == "=" else None
+            sets.setdefault(_text(n), []).append(k)
+    for d in pf.decls:
+        for dd in d.children_by_field_name("declarator"):
+            if dd.type == "init_declarator":
+                name = dd.child_by_field_name("declarator")
+                if name is not None and name.type == "identifier":
+                    sets.setdefault(_text(name), []).append(
+                        _param_of(dd.child_by_field_name("value"), index))
+    params = {p for p, _ in pf.params}
+    return {x: ks[0] for x, ks in sets.items()
+            if len(ks) == 1 and ks[0] is not None and x not in bumped and x not in params}
+
+
+def _param_of(n: Node | None, index: dict[str, int]) -> int | None:
+    """The flag parameter an expression is, behind casts and parentheses."""
+    while n is not None and n.type in ("cast_expression", "parenthesized_expression"):
+        n = n.child_by_field_name("value") if n.type == "cast_expression" \
+            else (n.named_children[0] if n.named_child_count == 1 else None)
+    return index.get(_text(n)) if n is not None and n.type == "identifier" else None
 
 
 def _passed_params(pf: _PendingFunction, index: dict[str, int]

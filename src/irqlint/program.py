@@ -298,6 +298,27 @@ class Program:
             self._boot_ids = frozenset(ids)
         return fid in self._boot_ids
 
+    def never(self, fid: int, guard: Needs, depth: int = 2) -> bool:
+        """A place of function fid under `guard` (tests of its parameters) that is never
+        reached: the tests contradict, or every call of fid passes a constant they rule out,
+        directly or through its caller's own callers (`depth` levels up): all callers of
+        usnic_ib_qp_grp_modify() pass NULL data.  A callback, a function an ops table
+        stores, or one with no callers in view may be called from where we cannot see."""
+        if not guard:
+            return False
+        if dead(guard):
+            return True
+        callers = self.callers[fid]
+        if not callers or fid in self.registered or fid in self.stored:
+            return False
+        for c, si in callers:
+            needs = bind(guard, self.sites[c][si].call)
+            if needs is None:
+                continue  # this call's constants rule the place out
+            if not needs or depth == 0 or not self.never(c, needs, depth - 1):
+                return False
+        return True
+
     # --- chains ---------------------------------------------------------------------------
     def step(self, fid: int, line: int, note: str) -> Step:
         fn = self.funcs[fid]

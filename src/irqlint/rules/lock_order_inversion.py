@@ -11,7 +11,6 @@ from ..program import (
     Program,
     acquires_at,
     common_dirs,
-    dead,
     identified,
     place,
     program_of,
@@ -117,7 +116,7 @@ def _edges(prog: Program) -> tuple[dict[tuple[str, str], Edge], dict[tuple[str, 
         ops = acquires_at(fn) if sites and fn.lock_ops else {}
         for site in sites:
             held = locks_held(site.held)
-            if not held or dead(site.call.guard):
+            if not held or prog.never(f, site.call.guard):
                 continue
             c = site.call
             targets: list[tuple[str, int, int, str, frozenset[str]]] = []

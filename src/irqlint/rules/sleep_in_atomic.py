@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from ..findings import Finding
-from ..program import acquires_at, dead, program_of, show, site_sleep
+from ..program import acquires_at, program_of, show, site_sleep
 from . import Rule, register
 from ._explain import chain_names, held_word, strongest
 
@@ -92,7 +92,7 @@ def check(analysis: Analysis) -> Iterator[Finding]:
             # start-up code runs with IRQs off before there is anything to schedule
             held = tuple(h for h in site.held if h[1] != "irq") if boot else site.held
             atomic = strongest(held, kinds)
-            if atomic is None or site.call.line in done or dead(site.call.guard):
+            if atomic is None or site.call.line in done or prog.never(f, site.call.guard):
                 continue
             s, _ = site_sleep(prog, site, fn, ops_at)
             if s is None:

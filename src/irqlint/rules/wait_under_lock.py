@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from ..findings import Finding
-from ..program import Program, Reg, Wait, dead, direct_wait, program_of, reaches, show
+from ..program import Program, Reg, Wait, direct_wait, program_of, reaches, show
 from . import Rule, register
 from ._explain import chain_names, cpu_rows, locks_held, two_cpus
 
@@ -175,7 +175,7 @@ def check(analysis: Analysis) -> Iterator[Finding]:
         fn = prog.funcs[f]
         for site in sites:
             held = locks_held(site.held)
-            if not held or dead(site.call.guard):
+            if not held or prog.never(f, site.call.guard):
                 continue
             c = site.call
             wl: list[Wait] = []
