@@ -93,15 +93,24 @@ class Edge(NamedTuple):
 ALTERNATES = 4  # equally short witnesses kept per edge, to tell one cycle's story in one place
 
 
-def _edges(prog: Program) -> tuple[dict[tuple[str, str], Edge], dict[tuple[str, str], list[Edge]]]:
+Gates = dict[tuple[str, str], frozenset[str]]
+
+
+def _edges(prog: Program
+           ) -> tuple[dict[tuple[str, str], Edge], dict[tuple[str, str], list[Edge]], Gates]:
+    """The lock-order graph: its edges with their shortest witness (and equally short
+    others), and per edge the locks every witness holds besides the outer one (its gates)."""
     edges: dict[tuple[str, str], Edge] = {}
     alts: dict[tuple[str, str], list[Edge]] = {}
+    gates: Gates = {}
 
-    def add(a: str, b: str, e: Edge) -> None:
+    def add(a: str, b: str, e: Edge, held: frozenset[str] = frozenset()) -> None:
         # one lock, one node: `iscsi_conn::session->back_lock` is `iscsi_session::back_lock`
         a, b = prog.canon(a), prog.canon(b)
         if a == b:
             return
+        g = gates.get((a, b))
+        gates[(a, b)] = held - {a, b} if g is None else g & held
         old = edges.get((a, b))
         if old is None or e.depth < old.depth:
             edges[(a, b)] = e
@@ -141,15 +150,17 @@ def _edges(prog: Program) -> tuple[dict[tuple[str, str], Edge], dict[tuple[str, 
                     # `b` is held already: taking it again is a self-deadlock (or another
                     # instance nested in it), not an order after the locks taken since
                     continue
+                kept = frozenset(mine - dropped)
                 for outer, _, line in held:
                     if prog.canon(outer) not in dropped:  # let go of before `b` is taken
-                        add(outer, b, Edge(depth, f, line, c.line, callee, api, outer, b))
+                        add(outer, b, Edge(depth, f, line, c.line, callee, api, outer, b),
+                            kept)
         fw = prog.framework.get(f)
         if fw is not None:  # the framework holds its lock around the callback
             for cls, a in prog.acq[f].items():
                 if not a.trylock:
                     add(fw[0], cls, Edge(a.depth, f, 0, a.line, a.callee, a.api, fw[0], cls))
-    return edges, alts
+    return edges, alts, gates
 
 
 def _nearest(prog: Program, e: Edge, more: list[Edge], near: str) -> Edge:
@@ -237,7 +248,7 @@ def _graph(
 
 def check(analysis: Analysis) -> Iterator[Finding]:
     prog = program_of(analysis)
-    edges, alts = _edges(prog)
+    edges, alts, gates = _edges(prog)
     touching: dict[str, list[tuple[str, str]]] = {}
     name: dict[str, str] = {}  # canonical node -> the name the code first gives it
     for (a, b), e in sorted(edges.items()):
@@ -251,6 +262,8 @@ def check(analysis: Analysis) -> Iterator[Finding]:
             continue  # instances with lockdep keys of their own: not one lock
         pairs = [(canon_cyc[i], canon_cyc[(i + 1) % len(canon_cyc)])
                  for i in range(len(canon_cyc))]
+        if frozenset.intersection(*(gates.get(p, frozenset()) for p in pairs)):
+            continue  # every witness of every edge holds one outer lock: it serialises them
         cyc = tuple(name[x] for x in canon_cyc)
         near = prog.funcs[edges[pairs[0]].fid].file
         chosen = {p: _nearest(prog, edges[p], alts.get(p, []), near) for p in pairs}
