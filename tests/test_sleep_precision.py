@@ -119,3 +119,27 @@ def test_what_only_start_up_code_calls_is_start_up_code(tmp_path: Path) -> None:
     hits = _hits(check_json(tmp_path), "boot.c")
     assert [(r, ln, fn) for r, ln, fn, _ in hits] == [
         ("sleep-in-atomic", 21, "init_irqs"), ("sleep-in-atomic", 30, "start_kernel")]
+
+
+def test_macros_whose_definition_depends_on_the_configuration(tmp_path: Path) -> None:
+    """xip/: probe.c's xip_disable() is local_irq_disable() under CONFIG_MTD_XIP and empty
+    without; cmdset.c has a function of that name under it and an empty macro without.
+    Neither is sure to turn IRQs off, and probe.c's macro is not in cmdset.c's scope."""
+    root = ROOT / "xip"
+    assert check_json(root)["findings"] == []
+    probe = (root / "probe.c").read_text()
+    alt = "#else\n#define xip_disable()\tdo { } while (0)\n#define xip_enable()\tdo { } while (0)\n"
+    assert probe.count(alt) == 1
+    (tmp_path / "probe.c").write_text(probe.replace(alt, ""))
+    hits = _hits(check_json(tmp_path / "probe.c"), "probe.c")
+    assert [(r, ln, fn) for r, ln, fn, _ in hits] == [("sleep-in-atomic", 18, "probe_chip")]
+    # cmdset.c without a definition of its own: probe.c's macro is another file's ...
+    cmdset = (root / "cmdset.c").read_text()
+    start, end = cmdset.index("#ifdef CONFIG_MTD_XIP"), cmdset.index("#endif\n") + 7
+    (tmp_path / "cmdset.c").write_text(cmdset[:start] + '#include "xip.h"\n' + cmdset[end:])
+    assert _hits(check_json(tmp_path / "cmdset.c", tmp_path / "probe.c"), "cmdset.c") == []
+    # ... but a header's is in scope
+    (tmp_path / "xip.h").write_text("#define xip_disable(c)\tlocal_irq_disable()\n"
+                                    "#define xip_enable(c)\tlocal_irq_enable()\n")
+    hits = _hits(check_json(tmp_path / "cmdset.c", tmp_path / "xip.h"), "cmdset.c")
+    assert [(r, fn) for r, _, fn, _ in hits] == [("sleep-in-atomic", "write_word")]

@@ -73,6 +73,7 @@ class FileContext:
     irqs_off_at: list[int] = field(default_factory=list)  # IRQs-off assertions
     reads_at: list[tuple[int, str]] = field(default_factory=list)  # ->field / .field
     local_macros: frozenset[str] = frozenset()  # function-like macros this file #defines
+    alternatives: frozenset[str] = frozenset()  # functions the file also #defines as macros
     # start byte of a call -> its constant arguments by truth value (see Call.consts)
     consts_at: dict[int, tuple[tuple[int, bool | str], ...]] = field(default_factory=dict)
     # `x++`, `--x`, `&x` (identifiers only)
@@ -364,8 +365,11 @@ def extract_file(path: str, source: bytes, kb: KnowledgeBase, wrappers: Wrappers
         pending.append(pf)
 
     # a macro of this file named like one of its functions stands in for it in some
-    # configurations only (#ifdef alternatives): its calls stay calls
-    ctx.local_macros -= {pf.name for pf in pending}
+    # configurations only (#ifdef alternatives): its calls stay calls, and what the function
+    # does to locks and IRQs is sure only where the macro does it too (cfi_cmdset_0002's
+    # xip_disable() turns IRQs off with CONFIG_MTD_XIP, its empty macro does not)
+    ctx.alternatives = ctx.local_macros & {pf.name for pf in pending}
+    ctx.local_macros -= ctx.alternatives
     statics = [pf.name for pf in pending if pf.static]
     # #ifdef twins: a call goes to the twin of the caller's own branch
     where = branches(source, [pf.node.start_byte for pf in pending]) \
@@ -615,6 +619,8 @@ def _finish_function(pf: _PendingFunction, ctx: FileContext, assigns: _Buckets) 
         sharing.shared_writes(pf, ctx, written, pf.decls)
     lock_ops, diags, effect, held = lockstate.analyse(pf, ctx)
     params = tuple(p for p, _ in pf.params)
+    if pf.name in ctx.alternatives:
+        effect = _merge_effects(LockEffect(), effect)
     prev = ctx.summaries.get(pf.name)
     if prev is not None and prev != (params, effect):
         effect = _merge_effects(prev[1], effect)  # #ifdef alternatives: keep what is sure

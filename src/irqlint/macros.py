@@ -41,10 +41,13 @@ def function_macros(text: bytes) -> Iterator[re.Match[bytes]]:
 
 
 def collect_macros(path: str, text: bytes) -> list[MacroDef]:
-    """Function-like macros in `text` whose body mentions something lock-ish."""
+    """Function-like macros in `text` whose body mentions something lock-ish, and the
+    file's other definitions of the same names (#ifdef alternatives, empty ones included:
+    what such a macro does depends on the configuration)."""
     out: list[MacroDef] = []
     if b"define" not in text:
         return out
+    found: list[tuple[re.Match[bytes], bytes, bool]] = []
     for m in function_macros(text):
         body = m.group(3)
         end = m.end()
@@ -53,7 +56,10 @@ def collect_macros(path: str, text: bytes) -> list[MacroDef]:
             nl = len(text) if nl == -1 else nl
             body = body[:-1] + b" " + text[end + 1 : nl].strip()
             end = nl
-        if not _LOCKISH.search(body):
+        found.append((m, body, _LOCKISH.search(body) is not None))
+    lockish = {m.group(1) for m, _, yes in found if yes}
+    for m, body, _ in found:
+        if m.group(1) not in lockish:
             continue
         params = tuple(p.strip() for p in m.group(2).decode("utf-8", "replace").split(",")
                        if p.strip())
@@ -136,8 +142,19 @@ class Wrappers:
         return cls(defs, h.hexdigest()[:16])
 
     def pick(self, name: str, path: str) -> MacroDef | None:
-        """The definition nearest to `path` (same file, then the longest shared directory)."""
+        """The definition `path` sees, nearest first: its own, then a header's with the
+        longest shared directory (another .c file's macros are not in scope).  None when the
+        file's own definitions, alternatives under #ifdef, disagree on what they call: what
+        the macro does is not sure (cfi_probe.c's xip_disable() is local_irq_disable() with
+        CONFIG_MTD_XIP, nothing without)."""
         ds = self.defs.get(name)
+        if not ds:
+            return None
+        own = [d for d in ds if d.file == path]
+        if own:
+            calls = {tuple(c for c, _ in body_calls(d.body)) for d in own}
+            return own[0] if len(calls) == 1 else None
+        ds = [d for d in ds if d.file.endswith(".h")]
         if not ds:
             return None
         if len(ds) == 1:
