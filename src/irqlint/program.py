@@ -573,8 +573,11 @@ class _Linker:
         return Links(tuple(refs), fn_regs, file_regs)
 
     def add_refs(self, links: Links) -> None:
+        structs = self.structs
         for t, fld, _ in links.refs:
-            self.stored.setdefault(fld, set()).add(t)
+            # `hw->mac.ops.check_for_link = f` stores into e1000_mac_operations::check_for_link,
+            # as the walk of a call's path through the same fields finds it
+            self.stored.setdefault(_reroot(fld, structs), set()).add(t)
             self.by_field.setdefault(fld.rsplit("::", 1)[-1], set()).add(t)
 
     def via_targets(self, via: str, path: str = "") -> tuple[tuple[int, ...], str]:
@@ -593,6 +596,8 @@ class _Linker:
                     homes = self.homes.get(t)
                     if homes and path:
                         got = self._at_home(got, homes, path)
+                        if not got:
+                            return (), ""
                     return tuple(sorted(got)), "typed"
             last = hops[-1] if hops else ""
         else:
@@ -611,9 +616,8 @@ class _Linker:
         if len(mine) != 1:
             return got
         funcs = self.funcs
-        keep = {t for t in got if funcs[t].file.startswith(mine[0] + "/")
+        return {t for t in got if funcs[t].file.startswith(mine[0] + "/")
                 or not any(funcs[t].file.startswith(h + "/") for h in homes)}
-        return keep or got
 
     def targets(self, c: Call, path: str, memo: dict[str, tuple[int, ...]], folder: str,
                 branch: tuple[tuple[int, int], ...] = ()) -> tuple[tuple[int, ...], str]:
