@@ -264,3 +264,65 @@ def test_both_orders_inside_one_outer_lock_are_no_cycle(tmp_path: Path) -> None:
     doc = check_json(tmp_path)
     assert [(f["rule"], f["function"]) for f in doc["findings"]
             if f["rule"] == "lock-order-inversion"] == [("lock-order-inversion", "gate_set_state")]
+
+
+def test_one_finding_per_call_that_waits_for_two_handlers(tmp_path: Path) -> None:
+    """ldc_disconnect()'s shape: the callee frees both of the channel's interrupts, whose
+    handlers both take the lock the caller holds: one deadlock at the call, reported once."""
+    (tmp_path / "chan.c").write_text("""\
+#include <linux/interrupt.h>
+#include <linux/spinlock.h>
+
+struct chan {
+	spinlock_t lock;
+	unsigned int rx_irq, tx_irq;
+	int state;
+};
+
+static irqreturn_t chan_rx(int irq, void *data)
+{
+	struct chan *c = data;
+	unsigned long flags;
+
+	spin_lock_irqsave(&c->lock, flags);
+	c->state = 1;
+	spin_unlock_irqrestore(&c->lock, flags);
+	return IRQ_HANDLED;
+}
+
+static irqreturn_t chan_tx(int irq, void *data)
+{
+	struct chan *c = data;
+	unsigned long flags;
+
+	spin_lock_irqsave(&c->lock, flags);
+	c->state = 2;
+	spin_unlock_irqrestore(&c->lock, flags);
+	return IRQ_HANDLED;
+}
+
+int chan_bind(struct chan *c)
+{
+	if (request_irq(c->rx_irq, chan_rx, 0, "rx", c))
+		return -1;
+	return request_irq(c->tx_irq, chan_tx, 0, "tx", c);
+}
+
+static void chan_unbind(struct chan *c)
+{
+	free_irq(c->tx_irq, c);
+	free_irq(c->rx_irq, c);
+}
+
+void chan_disconnect(struct chan *c)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&c->lock, flags);
+	chan_unbind(c);
+	spin_unlock_irqrestore(&c->lock, flags);
+}
+""")
+    doc = check_json(tmp_path)
+    assert [(f["rule"], f["line"]) for f in doc["findings"] if f["rule"] == "wait-under-lock"] \
+        == [("wait-under-lock", 50)]

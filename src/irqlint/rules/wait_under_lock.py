@@ -187,7 +187,12 @@ def check(analysis: Analysis) -> Iterator[Finding]:
                         Wait(w.api, w.what, w.arg, c.line, t, w.depth + 1, w.dropped, (), w.obj)
                         for w in prog.waits[t] if reaches(w.needs, c)
                     )
+            # one finding per call: a callee's waits for its two interrupts (ldc_disconnect()
+            # frees tx and rx) deadlock at one place, for one fix
+            reported = False
             for w in wl:
+                if reported:
+                    break
                 cands, how = matcher.match(w, prog.funcs[prog.wait_site(f, w)].file)
                 for h, reg in cands:
                     # a lock the callback only tries (mutex_trylock) cannot hold it up; a
@@ -231,6 +236,7 @@ def check(analysis: Analysis) -> Iterator[Finding]:
                                       f"CPU1: {hname}() takes {show(cls)}"),
                         scenario=cpu_rows(cpu0, cpu1),
                     )
+                    reported = True
                     break
 
 
