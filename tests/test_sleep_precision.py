@@ -143,3 +143,12 @@ def test_macros_whose_definition_depends_on_the_configuration(tmp_path: Path) ->
                                     "#define xip_enable(c)\tlocal_irq_enable()\n")
     hits = _hits(check_json(tmp_path / "cmdset.c", tmp_path / "xip.h"), "cmdset.c")
     assert [(r, fn) for r, _, fn, _ in hits] == [("sleep-in-atomic", "write_word")]
+
+
+def test_the_entry_points_before_start_kernel_are_start_up_code(tmp_path: Path) -> None:
+    src = (ROOT / "boot.c").read_text().replace("void start_kernel(void)",
+                                                 "void xen_start_kernel(void)")
+    (tmp_path / "boot.c").write_text(src)
+    hits = _hits(check_json(tmp_path), "boot.c")
+    assert [(r, ln, fn) for r, ln, fn, _ in hits] == [
+        ("sleep-in-atomic", 30, "xen_start_kernel"), ("sleep-in-atomic", 38, "late_setup")]
