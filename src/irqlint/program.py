@@ -573,11 +573,11 @@ class _Linker:
         return Links(tuple(refs), fn_regs, file_regs)
 
     def add_refs(self, links: Links) -> None:
-        structs = self.structs
+        # `hw->mac.ops.check_for_link = f` is kept under the path as written: re-rooted at
+        # rtl_io::read8_sync, the USB and PCI drivers' stores made every PCI call through
+        # rtlpriv->io a USB control message (a struct's field does not tell the bus)
         for t, fld, _ in links.refs:
-            # `hw->mac.ops.check_for_link = f` stores into e1000_mac_operations::check_for_link,
-            # as the walk of a call's path through the same fields finds it
-            self.stored.setdefault(_reroot(fld, structs), set()).add(t)
+            self.stored.setdefault(fld, set()).add(t)
             self.by_field.setdefault(fld.rsplit("::", 1)[-1], set()).add(t)
 
     def via_targets(self, via: str, path: str = "") -> tuple[tuple[int, ...], str]:
