@@ -311,3 +311,36 @@ void chan_disconnect(struct chan *c)
     doc = check_json(tmp_path)
     assert [(f["rule"], f["line"]) for f in doc["findings"] if f["rule"] == "wait-under-lock"] \
         == [("wait-under-lock", 50)]
+
+
+def test_an_outer_lock_the_callers_hold_is_a_gate_too(tmp_path: Path) -> None:
+    """gate.c with the adm mutex taken by the callers of both orders instead: still one at a
+    time; a caller without it opens the cycle."""
+    src = (FIXTURES / "program" / "gate.c").read_text()
+    src = src.replace("\tmutex_lock(&gate_adm_mutex);\n", "").replace(
+        "\tmutex_unlock(&gate_adm_mutex);\n", "")
+    src += """
+void gate_cmd_adjust(struct gate_res *r)
+{
+	mutex_lock(&gate_adm_mutex);
+	gate_adjust(r);
+	mutex_unlock(&gate_adm_mutex);
+}
+
+void gate_cmd_down(struct gate_res *r)
+{
+	mutex_lock(&gate_adm_mutex);
+	gate_down(r);
+	mutex_unlock(&gate_adm_mutex);
+}
+"""
+    (tmp_path / "gate.c").write_text(src)
+    assert check_json(tmp_path)["findings"] == []
+    (tmp_path / "gate.c").write_text(src + """
+void gate_cmd_down_raw(struct gate_res *r)
+{
+	gate_down(r);
+}
+""")
+    doc = check_json(tmp_path)
+    assert [f["rule"] for f in doc["findings"]] == ["lock-order-inversion"]

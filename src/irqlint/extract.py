@@ -478,6 +478,8 @@ class _PendingFunction:
     write_flags: dict[int, str] = field(default_factory=dict)
     write_held: dict[int, WriteLocks] = field(default_factory=dict)
     partial_at: tuple[tuple[int, int, tuple[tuple[str, str], ...]], ...] = ()
+    # (line, column) of calls no path reaches: after panic() and other noreturn calls
+    dead_calls: frozenset[tuple[int, int]] = frozenset()
 
 
 def _callee_first(pending: list[_PendingFunction]) -> list[_PendingFunction]:
@@ -618,6 +620,8 @@ def _finish_function(pf: _PendingFunction, ctx: FileContext, assigns: _Buckets) 
     if share:
         sharing.shared_writes(pf, ctx, written, pf.decls)
     lock_ops, diags, effect, held = lockstate.analyse(pf, ctx)
+    if pf.dead_calls:  # what a dying kernel would do next is no sleep, lock or wait
+        calls = [c for c in calls if (c.line, c.col) not in pf.dead_calls]
     params = tuple(p for p, _ in pf.params)
     if pf.name in ctx.alternatives:
         effect = _merge_effects(LockEffect(), effect)

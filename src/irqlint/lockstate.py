@@ -1435,9 +1435,48 @@ def _may_not_return(pf: _PendingFunction, ctx: FileContext) -> bool:
 
 def _note_return(ctx: FileContext, pf: _PendingFunction, cfg: Cfg) -> None:
     """Same-file callers treat a call to a function no path of which returns (every body of
-    it, #ifdef twins included) like a call to panic()."""
+    it, #ifdef twins included) like a call to panic(); the calls of this one that no path
+    reaches (after such a call) are dropped from its facts."""
     never = cfg.npred[0] == 0
     ctx.noreturn[pf.name] = ctx.noreturn.get(pf.name, True) and never
+    if any(("end",) in evs for evs in cfg.events):
+        # only calls after a noreturn one: a call the graph has no event for before it (a
+        # case label's IP_VERSION(), a duplicate `case 4:` of another #ifdef) is no proof
+        dead = ctx.kb.names("noreturn")
+        first = min(((n.start_point[0] + 1, n.start_point[1] + 1) for n, name in pf.names
+                     if name in dead or ctx.noreturn.get(name)), default=None)
+        if first is not None:
+            every = {(n.start_point[0] + 1, n.start_point[1] + 1)
+                     for n in [*(n for n, _ in pf.names), *pf.vias]}
+            pf.dead_calls = frozenset(x for x in every - _reached_calls(cfg) if x > first)
+
+
+def _reached_calls(cfg: Cfg) -> set[tuple[int, int]]:
+    """(line, column) of the calls of a graph some path from its entry gets to: not those
+    after a noreturn call (an "end" event; the builder adds no events after one in a
+    block), nor those in nodes only such paths lead to."""
+    n = len(cfg.events)
+    seen = [False] * n
+    live: set[tuple[int, int]] = set()
+    work = [1] if n > 1 else []  # node 0 is the exit, 1 the entry (see _Builder.build)
+    for w in work:
+        seen[w] = True
+    while work:
+        v = work.pop()
+        ended = False
+        for e in cfg.events[v]:
+            if e[0] == "end":
+                ended = True
+                break
+            if e[0] == "at":
+                live.add((e[1], e[2]))
+        if ended:
+            continue
+        for t, _ in cfg.succ[v]:
+            if not seen[t]:
+                seen[t] = True
+                work.append(t)
+    return live
 
 
 def _call_parts(pf: _PendingFunction) -> dict[tuple[int, int], tuple[Node, Node]]:

@@ -261,6 +261,7 @@ class Program:
     comps: list[list[int]] = field(default_factory=list)  # strongly connected, callees first
     _canon: dict[str, str] = field(default_factory=dict)
     _boot_ids: frozenset[int] | None = None
+    _entry: dict[tuple[int, int], frozenset[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         sl = self.kb.section("sleep")
@@ -297,6 +298,27 @@ class Program:
                         work.append(c)
             self._boot_ids = frozenset(ids)
         return fid in self._boot_ids
+
+    def entry_locks(self, fid: int, depth: int = 2) -> frozenset[str]:
+        """Canonical lock classes held on entry to fid by every caller the program shows,
+        `depth` callers up (a lock a caller's own callers all hold counts too); nothing for a
+        function with callers we cannot see (a callback, an ops method, no callers)."""
+        key = (fid, depth)
+        got = self._entry.get(key)
+        if got is not None:
+            return got
+        out: frozenset[str] | None = None
+        callers = self.callers[fid]
+        if depth and callers and fid not in self.registered and fid not in self.stored:
+            for c, si in callers:
+                held = frozenset(self.canon(h) for h, k, _ in self.sites[c][si].held
+                                 if k not in NOT_LOCKS and k[:1] != "-" and identified(h))
+                held |= self.entry_locks(c, depth - 1)
+                out = held if out is None else out & held
+                if not out:
+                    break
+        got = self._entry[key] = out or frozenset()
+        return got
 
     def never(self, fid: int, guard: Needs, depth: int = 2) -> bool:
         """A place of function fid under `guard` (tests of its parameters) that is never

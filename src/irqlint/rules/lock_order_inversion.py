@@ -150,7 +150,9 @@ def _edges(prog: Program
                     # `b` is held already: taking it again is a self-deadlock (or another
                     # instance nested in it), not an order after the locks taken since
                     continue
-                kept = frozenset(mine - dropped)
+                # a lock every way into this function holds is a gate too (tracing's
+                # event_mutex around both orders, taken by the callers)
+                kept = frozenset(mine - dropped) | prog.entry_locks(f)
                 for outer, _, line in held:
                     if prog.canon(outer) not in dropped:  # let go of before `b` is taken
                         add(outer, b, Edge(depth, f, line, c.line, callee, api, outer, b),
