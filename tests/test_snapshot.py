@@ -119,3 +119,29 @@ def test_lock_imbalance_reads_the_snapshot_model_too(tmp_path: Path) -> None:
     warm, whole = _both(root, tmp_path, cache, 1)
     assert "snapshot-patch" in warm["stats"]["seconds"]
     assert warm["findings"] == whole["findings"] == first["findings"]
+
+
+def test_gates_and_callers_constants_read_from_the_snapshot(tmp_path: Path) -> None:
+    """Lock-order gates (locks the callers hold) and a place every caller's constant rules
+    out are read from the callers' sites: after a one-file change the snapshot's model gives
+    them, and the findings, as a whole build does."""
+    fixtures = Path(__file__).resolve().parent / "fixtures"
+    root = tmp_path / "tree"
+    root.mkdir()
+    shutil.copy(fixtures / "program" / "gate.c", root / "gate.c")
+    shutil.copy(fixtures / "flags" / "callers.c", root / "callers.c")
+    (root / "other.c").write_text("int other(void)\n{\n\treturn 0;\n}\n")
+    cache = tmp_path / "cache"
+    assert _check(root, cache, tmp_path / "first.json")["findings"] == []
+    (root / "other.c").write_text("int other(void)\n{\n\treturn 1;\n}\n")
+    warm, whole = _both(root, tmp_path, cache, 1)
+    assert "snapshot-patch" in warm["stats"]["seconds"]
+    assert warm["findings"] == whole["findings"] == []
+    # the gate dropped from one order, in the changed file: both runs see the cycle
+    src = (root / "gate.c").read_text()
+    (root / "gate.c").write_text(src.replace(
+        "\tmutex_lock(&gate_adm_mutex);\n\tmutex_lock(&r->state);", "\tmutex_lock(&r->state);"))
+    warm, whole = _both(root, tmp_path, cache, 2)
+    assert warm["findings"] == whole["findings"]
+    assert [f["rule"] for f in warm["findings"] if f["rule"] != "lock-imbalance"] == [
+        "lock-order-inversion"]

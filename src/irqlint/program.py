@@ -310,14 +310,27 @@ class Program:
         out: frozenset[str] | None = None
         callers = self.callers[fid]
         if depth and callers and fid not in self.registered and fid not in self.stored:
-            for c, si in callers:
-                held = frozenset(self.canon(h) for h, k, _ in self.sites[c][si].held
-                                 if k not in NOT_LOCKS and k[:1] != "-" and identified(h))
-                held |= self.entry_locks(c, depth - 1)
-                out = held if out is None else out & held
-                if not out:
-                    break
+            calls: dict[int, int] = {}  # caller -> how many of its calls go to fid
+            for c, _ in callers:
+                calls[c] = calls.get(c, 0) + 1
+            for c, n in calls.items():
+                # the caller's calls of fid with something held (the sites a snapshot keeps
+                # too): all of them, or some are made with nothing held
+                at = [s for s in self.held_sites[c] if fid in s.callees]
+                if len(at) < n:
+                    return self._no_entry(key)
+                for s in at:
+                    held = frozenset(self.canon(h) for h, k, _ in s.held
+                                     if k not in NOT_LOCKS and k[:1] != "-" and identified(h))
+                    held |= self.entry_locks(c, depth - 1)
+                    out = held if out is None else out & held
+                    if not out:
+                        return self._no_entry(key)
         got = self._entry[key] = out or frozenset()
+        return got
+
+    def _no_entry(self, key: tuple[int, int]) -> frozenset[str]:
+        got = self._entry[key] = frozenset()
         return got
 
     def never(self, fid: int, guard: Needs, depth: int = 2) -> bool:
@@ -333,12 +346,16 @@ class Program:
         callers = self.callers[fid]
         if not callers or fid in self.registered or fid in self.stored:
             return False
-        for c, si in callers:
-            needs = bind(guard, self.sites[c][si].call)
-            if needs is None:
-                continue  # this call's constants rule the place out
-            if not needs or depth == 0 or not self.never(c, needs, depth - 1):
-                return False
+        for c in sorted({c for c, _ in callers}):
+            # the caller's calls of fid (its active sites: what a snapshot rebuilds too)
+            for site in self.active[c]:
+                if fid not in site.callees:
+                    continue
+                needs = bind(guard, site.call)
+                if needs is None:
+                    continue  # this call's constants rule the place out
+                if not needs or depth == 0 or not self.never(c, needs, depth - 1):
+                    return False
         return True
 
     # --- chains ---------------------------------------------------------------------------
