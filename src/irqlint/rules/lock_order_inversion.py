@@ -73,6 +73,18 @@ tools/, venus, sgx, mptbase), and drbd's with the canonical classes;
 68 findings at the end of stop 12.
 Left: state and reference-count invariants (landlock's iput() on an inode it holds twice),
 per-family socket classes, a switch that sets a field the callee tests later.
+Stop 13: 68 findings (seed 30): 7 real, 3 plausible, 10 false: constant or flag arguments
+and fields (4), event values never produced (2), a lock a callee of another file lets go
+of (1, fixed), a reference-counted release that cannot run (1), a lock the callee takes
+again while it is held (1, fixed: that is a self-deadlock, not an order), an outer lock
+both chains hold (1, fixed). 65 findings after the fixes (seed 31): 7 real, 13 false:
+reference-counted releases (3), constant or NULL arguments (3), lock-if-NULL or
+lock-if-flag state (3), outer locks the callers of both chains hold (2, fixed: a lock
+every way into a witness holds is a gate), a generic container's lock class (`struct
+__queue::lock` for two queues), an indirect call installed only for another mode. Two of
+the real ones were shown through a chain that cannot run (a NULL argument) while another
+chain makes the same order. Confidence: low; most of what is left needs values of fields
+and reference counts carried across calls.
 
 ## References
 Documentation/locking/lockdep-design.rst; DLOS (Cai et al.) for cross-function cycles.

@@ -62,6 +62,18 @@ ax25's checked device, a just-created ax25 control block), the ESD work's
 lock made unknown by a helper (1, workqueue, fixed). The sample before (seed 22, 93
 findings): 11 real, 2 plausible, 7 false, of which the typed match, the wake_up() lock
 helper and the trace of a callee's second cancel were fixed.
+Stop 13: 98 findings (seed 30): 8 real, 1 plausible, 11 false: reference counts (2), a
+constant or NULL argument that cuts the callback's way to the lock (3: cifs' NULL tree
+connection behind a retry label, ax25's ETIMEDOUT; both fixed), code under the file's own
+`#ifndef final_version` (fixed), a mode of the registering object, an object not yet
+armed, an ordered workqueue, a uniprocessor platform, a different instance. 79 findings
+after the fixes, a call reported once however many of its callee's waits deadlock
+(seed 31): 10 real, 2 plausible, 8 false: an object not yet armed or a suspended device
+(2), a flag bit set just before (1), a field NULL on the waiter's path and dereferenced on
+the callback's (2), a mode of the registering object (1), instance identity (1), a
+handler whose enabling flag is only set under `#if 0` (1). Two of the real ones wait for
+the callback they run in (a work cancelling itself): the report names the lock, the hang
+is the self-wait.
 
 ## References
 Documentation/core-api/genericirq.rst (disable_irq waits for running handlers);
