@@ -251,6 +251,11 @@ _DEFINE = re.compile(rb"^[ \t]*#[ \t]*(define|undef)[ \t]+([A-Za-z_]\w*)", re.MU
 def _switched_off(text: bytes, cands: list[re.Match[bytes]]) -> list[re.Match[bytes]]:
     """The `#ifndef NAME` of `cands` after which NAME is surely defined: the file defines it
     once, outside any conditional, before the #ifndef, and never #undef's it."""
+    # a name that does not occur before its test (a header's include guard) is not defined
+    # there: most candidates go without a scan of the file
+    cands = [m for m in cands if text.rfind(m.group(1) or m.group(2), 0, m.start()) != -1]
+    if not cands:
+        return []
     names = {m.group(1) or m.group(2) for m in cands}
     defs: dict[bytes, list[tuple[bytes, int]]] = {}
     for d in _DEFINE.finditer(text):

@@ -105,24 +105,48 @@ class Edge(NamedTuple):
 ALTERNATES = 4  # equally short witnesses kept per edge, to tell one cycle's story in one place
 
 
-Gates = dict[tuple[str, str], frozenset[str]]
+class Gates:
+    """Per edge, what serialises its witnesses: the locks each holds besides the outer one
+    (all of them), and the functions they are in, whose callers may hold one more (a lock
+    every way into a function holds); the latter is asked for a cycle's edges only."""
+
+    def __init__(self, prog: Program) -> None:
+        self.prog = prog
+        self.held: dict[tuple[str, str], frozenset[str]] = {}
+        self.fids: dict[tuple[str, str], set[int]] = {}
+
+    def add(self, edge: tuple[str, str], fid: int, held: frozenset[str]) -> None:
+        g = self.held.get(edge)
+        self.held[edge] = held - set(edge) if g is None else g & held
+        self.fids.setdefault(edge, set()).add(fid)
+
+    def of(self, edge: tuple[str, str]) -> frozenset[str]:
+        """Locks held around every witness of the edge: by the witness itself, or on every
+        way into all of the witnesses' functions (tracing's event_mutex, taken by the
+        callers of both orders)."""
+        entry: frozenset[str] | None = None
+        for f in sorted(self.fids.get(edge, ())):
+            e = self.prog.entry_locks(f)
+            entry = e if entry is None else entry & e
+            if not entry:
+                break
+        return self.held.get(edge, frozenset()) | (entry or frozenset())
 
 
 def _edges(prog: Program
            ) -> tuple[dict[tuple[str, str], Edge], dict[tuple[str, str], list[Edge]], Gates]:
     """The lock-order graph: its edges with their shortest witness (and equally short
-    others), and per edge the locks every witness holds besides the outer one (its gates)."""
+    others), and what serialises each edge's witnesses (its gates)."""
     edges: dict[tuple[str, str], Edge] = {}
     alts: dict[tuple[str, str], list[Edge]] = {}
-    gates: Gates = {}
+    gates = Gates(prog)
 
     def add(a: str, b: str, e: Edge, held: frozenset[str] = frozenset()) -> None:
         # one lock, one node: `iscsi_conn::session->back_lock` is `iscsi_session::back_lock`
         a, b = prog.canon(a), prog.canon(b)
         if a == b:
             return
-        g = gates.get((a, b))
-        gates[(a, b)] = held - {a, b} if g is None else g & held
+        gates.add((a, b), e.fid, held)
         old = edges.get((a, b))
         if old is None or e.depth < old.depth:
             edges[(a, b)] = e
@@ -162,9 +186,7 @@ def _edges(prog: Program
                     # `b` is held already: taking it again is a self-deadlock (or another
                     # instance nested in it), not an order after the locks taken since
                     continue
-                # a lock every way into this function holds is a gate too (tracing's
-                # event_mutex around both orders, taken by the callers)
-                kept = frozenset(mine - dropped) | prog.entry_locks(f)
+                kept = frozenset(mine - dropped)
                 for outer, _, line in held:
                     if prog.canon(outer) not in dropped:  # let go of before `b` is taken
                         add(outer, b, Edge(depth, f, line, c.line, callee, api, outer, b),
@@ -276,7 +298,7 @@ def check(analysis: Analysis) -> Iterator[Finding]:
             continue  # instances with lockdep keys of their own: not one lock
         pairs = [(canon_cyc[i], canon_cyc[(i + 1) % len(canon_cyc)])
                  for i in range(len(canon_cyc))]
-        if frozenset.intersection(*(gates.get(p, frozenset()) for p in pairs)):
+        if frozenset.intersection(*(gates.of(p) for p in pairs)):
             continue  # every witness of every edge holds one outer lock: it serialises them
         cyc = tuple(name[x] for x in canon_cyc)
         near = prog.funcs[edges[pairs[0]].fid].file
