@@ -344,3 +344,42 @@ void gate_cmd_down_raw(struct gate_res *r)
 """)
     doc = check_json(tmp_path)
     assert [f["rule"] for f in doc["findings"]] == ["lock-order-inversion"]
+
+
+def test_a_work_that_cancels_itself_says_so(tmp_path: Path) -> None:
+    """cw1200's scan timeout: the work takes the mutex and, on an error, cancels itself."""
+    (tmp_path / "scan.c").write_text("""\
+#include <linux/mutex.h>
+#include <linux/workqueue.h>
+
+struct scan_dev {
+	struct mutex conf;
+	struct work_struct timeout;
+	int err;
+};
+
+static void scan_abort(struct scan_dev *d)
+{
+	cancel_work_sync(&d->timeout);
+}
+
+static void scan_timeout(struct work_struct *w)
+{
+	struct scan_dev *d = container_of(w, struct scan_dev, timeout);
+
+	mutex_lock(&d->conf);
+	if (d->err)
+		scan_abort(d);
+	mutex_unlock(&d->conf);
+}
+
+void scan_init(struct scan_dev *d)
+{
+	INIT_WORK(&d->timeout, scan_timeout);
+}
+""")
+    doc = check_json(tmp_path)
+    got = [(f["rule"], f["line"], f["function"]) for f in doc["findings"]]
+    assert got == [("wait-under-lock", 21, "scan_timeout")]
+    assert doc["findings"][0]["message"].endswith(
+        "; the wait is made inside scan_timeout() itself, which would wait for itself")

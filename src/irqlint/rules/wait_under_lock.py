@@ -229,6 +229,11 @@ def check(analysis: Analysis) -> Iterator[Finding]:
                         f"{w.api}() waits for {hname}() ({reg.role}, {how}), which takes "
                         f"{show(cls)}, held here since line {line}: deadlock"
                     )
+                    if _runs_in(prog, h, f):  # a wait for itself hangs, held or not
+                        msg += (f"; the wait is made inside {hname}() itself, which would "
+                                "wait for itself" if h == f else
+                                f"; {fn.name}() also runs inside {hname}(), which would wait "
+                                "for itself")
                     cpu0 = [f"lock({show(cls)})", "", f"{w.api}()  /* waits for {hname} */", ""]
                     cpu1 = ["", f"{hname}()", "", f"lock({show(cls)})  /* spins */"]
                     yield Finding(
@@ -250,6 +255,22 @@ def check(analysis: Analysis) -> Iterator[Finding]:
                     )
                     reported = True
                     break
+
+
+def _runs_in(prog: Program, h: int, f: int, depth: int = 4) -> bool:
+    """f is the callback h or a function h calls (`depth` calls down): the wait can be made
+    from inside the very callback it waits for (a work cancelling itself, a handler freeing
+    its own interrupt on an error path)."""
+    seen = {h}
+    level = [h]
+    for _ in range(depth + 1):
+        if f in seen:
+            return True
+        level = [t for x in level for t in prog.fwd[x] if t not in seen]
+        seen.update(level)
+        if not level:
+            break
+    return f in seen
 
 
 register(
