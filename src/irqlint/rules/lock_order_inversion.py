@@ -300,20 +300,22 @@ def check(analysis: Analysis) -> Iterator[Finding]:
                  for i in range(len(canon_cyc))]
         if frozenset.intersection(*(gates.of(p) for p in pairs)):
             continue  # every witness of every edge holds one outer lock: it serialises them
-        cyc = tuple(name[x] for x in canon_cyc)
         near = prog.funcs[edges[pairs[0]].fid].file
         chosen = {p: _nearest(prog, edges[p], alts.get(p, []), near) for p in pairs}
+        # each lock as the cycle's own witnesses name it, not as some other edge did
+        nm = {**name, **{a: chosen[(a, b)].a_raw or name[a] for a, b in pairs}}
+        cyc = tuple(nm[x] for x in canon_cyc)
         traces = [_trace(prog, a, b, chosen[(a, b)]) for a, b in pairs]
         first = traces[0][-1]  # reported where the first edge's inner lock is taken
         fids = [chosen[p].fid for p in pairs]
         others = ", ".join(
-            f"{show(name[b])} while holding {show(name[a])} in "
+            f"{show(nm[b])} while holding {show(nm[a])} in "
             f"{prog.funcs[chosen[(a, b)].fid].name}()"
             for a, b in pairs[1:]
         )
         msg = (
-            f"lock order inversion: {show(name[pairs[0][1]])} taken while holding "
-            f"{show(name[pairs[0][0]])} (via {prog.funcs[fids[0]].name}()), but {others}"
+            f"lock order inversion: {show(nm[pairs[0][1]])} taken while holding "
+            f"{show(nm[pairs[0][0]])} (via {prog.funcs[fids[0]].name}()), but {others}"
         )
         rows: tuple[tuple[str, str], ...] = ()
         if len(cyc) == 2:
@@ -350,7 +352,7 @@ def check(analysis: Analysis) -> Iterator[Finding]:
             tuple(f"CPU{i}: holds {show(a)}, then takes {show(b)}"
                   for i, (a, b) in enumerate(zip(cyc, cyc[1:] + cyc[:1], strict=True))),
             scenario=rows,
-            graph=_graph(prog, edges, touching, pairs, chosen, name),
+            graph=_graph(prog, edges, touching, pairs, chosen, nm),
         )
 
 
