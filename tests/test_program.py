@@ -383,3 +383,22 @@ void scan_init(struct scan_dev *d)
     assert got == [("wait-under-lock", 21, "scan_timeout")]
     assert doc["findings"][0]["message"].endswith(
         "; the wait is made inside scan_timeout() itself, which would wait for itself")
+
+
+def test_a_last_put_release_orders_no_lock_but_still_sleeps(tmp_path: Path) -> None:
+    """lastput.c: the session's release (on its last reference, `if (dec_and_test)` and
+    `if (!dec_and_test) return;`) takes the global lock; a caller holding the session's
+    lock holds a reference: no cycle.  Its sleep under a spinlock is still reported.  A put
+    that frees without the test makes the cycle real."""
+    src = (FIXTURES / "program" / "lastput.c").read_text()
+    doc = check_json(FIXTURES / "program" / "lastput.c")
+    assert [(f["rule"], f["line"]) for f in doc["findings"]] == [("sleep-in-atomic", 65)]
+    for old, new in (("\tif (refcount_dec_and_test(&s->refcount))\n\t\tlp_free_sess(s);",
+                      "\tlp_free_sess(s);"),
+                     ("\tif (!refcount_dec_and_test(&d->refcount))\n\t\treturn;\n", "")):
+        assert src.count(old) == 1
+        src = src.replace(old, new)
+    (tmp_path / "lastput.c").write_text(src)
+    doc = check_json(tmp_path)
+    assert sorted(f["rule"] for f in doc["findings"]) == [
+        "lock-order-inversion", "sleep-in-atomic"]

@@ -19,6 +19,7 @@ from tree_sitter import Node
 
 from . import keyevents, lockstate, sharing
 from .ir import (
+    LAST_PUT,
     WARNED,
     Call,
     FieldWrite,
@@ -310,6 +311,9 @@ def extract_file(path: str, source: bytes, kb: KnowledgeBase, wrappers: Wrappers
     idargs = _Buckets(cap.get("call.idarg", []))
     warning_tests = kb.names("warning_tests")
     warns = _Buckets([n for n in cap.get("if.warn", []) if _text(n) in warning_tests])
+    put_tests = kb.names("last_put_tests")
+    puts = _Buckets([n for n in cap.get("if.warn", []) + cap.get("if.notcall", [])
+                     if _text(n) in put_tests])
     ctx.changed = _Buckets(cap.get("changed", []))
     ctx.consts_at = _const_args(cap.get("call.const", []) + [
         n for n in cap.get("call.idarg", []) if _NAMED.fullmatch(n.text or b"")])
@@ -361,6 +365,7 @@ def extract_file(path: str, source: bytes, kb: KnowledgeBase, wrappers: Wrappers
         pf.switches = switches.within(body.start_byte, body.end_byte) if params else []
         pf.ands = ands.within(body.start_byte, body.end_byte) if params else []
         pf.warns = warns.within(body.start_byte, body.end_byte)
+        pf.puts = puts.within(body.start_byte, body.end_byte)
         pf.idargs = idargs.within(body.start_byte, body.end_byte) if params else []
         pending.append(pf)
 
@@ -470,6 +475,8 @@ class _PendingFunction:
     ands: list[Node] = field(default_factory=list)  # `a && b` of `if (a && b)`
     idargs: list[Node] = field(default_factory=list)  # identifiers passed as arguments
     warns: list[Node] = field(default_factory=list)  # `WARN_ON` of `if (WARN_ON(x))`
+    # `refcount_dec_and_test` of `if (refcount_dec_and_test(r))` or `if (!...(r)) return;`
+    puts: list[Node] = field(default_factory=list)
     # inconsistent-locking (``sharing``): declarations of the body; shared writes (start byte,
     # line) for the lock engine; line -> "l"/"f" for local / fresh-object writes; what the
     # engine saw at each shared write and at calls reached with a lock on some paths only
@@ -525,7 +532,7 @@ def _finish_function(pf: _PendingFunction, ctx: FileContext, assigns: _Buckets) 
     gfp_here = bool(gfp_params) or within(ctx.gfp_at, body.start_byte, body.end_byte)
     tests = pf.flags or pf.cmps or pf.switches or pf.ands
     flag_params = _flag_params(pf, assigns, ctx.changed) if tests or pf.idargs else {}
-    flag_ranges = _flag_ranges(pf, flag_params) if tests or pf.warns else []
+    flag_ranges = _flag_ranges(pf, flag_params) if tests or pf.warns or pf.puts else []
     passes_at = _passed_params(pf, flag_params) if pf.idargs and flag_params else {}
     consts_at = ctx.consts_at
     for n, name in pf.names:
@@ -811,6 +818,28 @@ def _flag_ranges(pf: _PendingFunction, index: dict[str, int]
         cons = stmt.child_by_field_name("consequence") if stmt is not None else None
         if cons is not None:
             out.append((cons.start_byte, cons.end_byte, WARNED, True))
+    for put in pf.puts:  # the release run by whoever drops the last reference
+        call = put.parent
+        neg = call.parent if call is not None else None
+        if neg is not None and neg.type == "unary_expression":  # `if (!put(r)) return;`
+            stmt = neg.parent.parent if neg.parent is not None else None
+            if stmt is None or stmt.child_by_field_name("alternative") is not None:
+                continue
+            cons = stmt.child_by_field_name("consequence")
+            block = stmt.parent
+            if cons is not None and _jumps(cons) and block is not None \
+                    and block.type == "compound_statement":
+                # up to the next label a goto from before the test can get to
+                end = next((c.start_byte for c in block.named_children
+                            if c.start_byte > stmt.start_byte
+                            and c.type == "labeled_statement"
+                            and _entered_before(pf.body, c, stmt.end_byte)), block.end_byte)
+                out.append((stmt.end_byte, end, LAST_PUT, True))
+        else:
+            stmt = call.parent.parent if call is not None and call.parent is not None else None
+            cons = stmt.child_by_field_name("consequence") if stmt is not None else None
+            if cons is not None:
+                out.append((cons.start_byte, cons.end_byte, LAST_PUT, True))
     for flag in pf.flags + pf.cmps:
         k = index.get(_text(flag))
         if k is None:

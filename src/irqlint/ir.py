@@ -28,6 +28,10 @@ class Step(NamedTuple):
 # the pseudo parameter of Call.guard for a branch taken only once the kernel has warned
 # (`if (WARN_ON(x))`, kb functions.json `warning_tests`)
 WARNED = -1
+# the pseudo parameter for a branch taken only when a reference count just dropped to zero
+# (`if (refcount_dec_and_test(&x->ref))`, kb functions.json `last_put_tests`): the release
+# that a caller holding its own reference never reaches
+LAST_PUT = -2
 
 
 def need_key(need: tuple[int, bool | str]) -> tuple[int, str]:

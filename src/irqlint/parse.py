@@ -36,6 +36,8 @@ FACTS_QUERY = """
 (argument_list (identifier) @call.idarg)
 (if_statement condition: (parenthesized_expression
   (call_expression function: (identifier) @if.warn)))
+(if_statement condition: (parenthesized_expression (unary_expression operator: "!"
+  argument: (call_expression function: (identifier) @if.notcall))))
 (update_expression argument: (identifier) @changed)
 (pointer_expression operator: "&" argument: (identifier) @changed)
 """

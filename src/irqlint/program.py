@@ -32,7 +32,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from .ir import NOT_LOCKS, WARNED, Call, FileFacts, Function, LockOp, Step, need_key
+from .ir import LAST_PUT, NOT_LOCKS, WARNED, Call, FileFacts, Function, LockOp, Step, need_key
 from .kb import KnowledgeBase
 
 FIELD_FALLBACK_MAX = 4  # a bare field name resolves only if it names at most this many functions
@@ -107,12 +107,24 @@ def reaches(needs: Needs, call: Call) -> bool:
     return all(_fits(consts[j], w) for j, w in needs if j in consts)
 
 
+def plain(guard: Needs) -> Needs:
+    """A guard without its last-put mark: what sleeping and waiting care about (a release
+    that sleeps under its caller's spinlock is a bug whoever drops the last reference)."""
+    return tuple(x for x in guard if x[0] != LAST_PUT) if guard and guard[0][0] == LAST_PUT \
+        else guard
+
+
+def last_put(guard: Needs) -> bool:
+    """The call is made only by whoever drops an object's last reference."""
+    return bool(guard) and guard[0][0] == LAST_PUT
+
+
 def bind(needs: Needs, call: Call) -> Needs | None:
     """A callee's event that needs `needs`, seen from the caller: None when a constant
     argument of the call says otherwise (or the call is never made); else what the caller's
     own flags must say for it to happen: the call's guard, and the callee's needs on the
     arguments that are the caller's parameters passed on."""
-    g = call.guard
+    g = plain(call.guard)
     if not needs:
         return None if g and dead(g) else g
     out = set(g)
@@ -135,8 +147,10 @@ def dead(guard: Needs) -> bool:
     that has already found a bug does next is a second bug's path)."""
     if not guard:
         return False
-    if guard[0][0] == WARNED:
-        return True
+    if guard[0][0] < 0:  # pseudo parameters sort first
+        if any(k == WARNED for k, _ in guard):
+            return True
+        guard = plain(guard)
     if len({k for k, _ in guard}) == len(guard):
         return False
     by: dict[int, list[bool | str]] = {}
@@ -1059,7 +1073,7 @@ def site_sleep(
     c = site.call
     gfp = prog.gfp
     deps: dict[int, Sleep] = {}
-    g = c.guard
+    g = plain(c.guard)
     if c.callee in prog.sleepers:
         if fn.file in prog.atomic_calls.get(c.callee, ()):
             return None, deps  # pm_runtime_get_sync() of a driver that made its device IRQ-safe
@@ -1143,6 +1157,8 @@ class _Summariser:
             if op.op == "release" or op.kind in NOT_LOCKS or not identified(op.cls):
                 continue
             g = guards.get((op.line, op.col), ()) if guards else ()
+            if last_put(g):
+                continue  # the release path: no caller holding a reference gets there
             old = a.get(op.cls)
             if (old is None or (old.needs and not g)) and not dead(g):
                 a[op.cls] = Acq(op.kind, op.line, -1, 0, op.op == "trylock", op.api,
@@ -1175,6 +1191,8 @@ class _Summariser:
             g = c.guard
             if g and dead(g):
                 continue
+            released = last_put(g)  # takes no part in lock order through this call
+            g = plain(g)
             callees = site.callees
             prop = site.how in _PROPAGATING
             # may it sleep here?  (once a sleep is known, only conditional sleeps
@@ -1221,7 +1239,7 @@ class _Summariser:
                                 wl.append(Wait(w.api, w.what, w.arg, c.line, t,
                                                w.depth + 1, w.dropped | here_drops, b, w.obj))
                 ta = prog.acq[t]
-                if ta and len(acq) < MAX_ACQ:
+                if ta and len(acq) < MAX_ACQ and not released:
                     here_drops = drops.get((c.line, c.col), _EMPTY) if drops else _EMPTY
                     for cls, a in ta.items():
                         b = bind(a.needs, c) if a.depth < MAX_DEPTH else None
