@@ -58,7 +58,11 @@ invariant the code keeps elsewhere (the locks are never both contended) still sh
 Acquisitions annotated for lockdep (`*_nested`) and trylocks create no edge. Paths are
 per-function: a callee's lock is assumed reachable whenever the callee is called, unless it
 is taken only under a test of a flag parameter (`if (flag)`, `if (!flag) return`) that the
-call's constant argument rules out, directly or through helpers passing the flag on.
+call's constant argument rules out, directly or through helpers passing the flag on, or
+only on a last reference's release (`if (refcount_dec_and_test(&x->ref))`, kb
+`last_put_tests`), which a caller holding a lock of the object with a reference of its own
+never runs. A cycle is not reported when every witness of every edge holds one outer lock,
+itself or on every way into its function.
 Measured on the whole Linux 6.12 tree: 99 findings, of 20 sampled 7 real, 1 plausible, 12
 false: two instances of one class, several with per-instance lockdep_set_class() keys (4),
 a lock released before the call or inside the callee (3), correlated conditions or constant
@@ -78,7 +82,9 @@ and fields (4), event values never produced (2), a lock a callee of another file
 of (1, fixed), a reference-counted release that cannot run (1), a lock the callee takes
 again while it is held (1, fixed: that is a self-deadlock, not an order), an outer lock
 both chains hold (1, fixed). 65 findings after the fixes (seed 31): 7 real, 13 false:
-reference-counted releases (3), constant or NULL arguments (3), lock-if-NULL or
+reference-counted releases (3, fixed since: a release only the last put runs orders no
+lock through the call; nbd, rnbd, landlock and two more cycles went, 64 -> 59), constant
+or NULL arguments (3), lock-if-NULL or
 lock-if-flag state (3), outer locks the callers of both chains hold (2, fixed: a lock
 every way into a witness holds is a gate), a generic container's lock class (`struct
 __queue::lock` for two queues), an indirect call installed only for another mode. Two of
