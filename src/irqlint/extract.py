@@ -826,14 +826,8 @@ def _flag_ranges(pf: _PendingFunction, index: dict[str, int]
             if stmt is None or stmt.child_by_field_name("alternative") is not None:
                 continue
             cons = stmt.child_by_field_name("consequence")
-            block = stmt.parent
-            if cons is not None and _jumps(cons) and block is not None \
-                    and block.type == "compound_statement":
-                # up to the next label a goto from before the test can get to
-                end = next((c.start_byte for c in block.named_children
-                            if c.start_byte > stmt.start_byte
-                            and c.type == "labeled_statement"
-                            and _entered_before(pf.body, c, stmt.end_byte)), block.end_byte)
+            end = _rest_of_block(pf, stmt) if cons is not None and _jumps(cons) else None
+            if end is not None:
                 out.append((stmt.end_byte, end, LAST_PUT, True))
         else:
             stmt = call.parent.parent if call is not None and call.parent is not None else None
@@ -868,13 +862,8 @@ def _flag_ranges(pf: _PendingFunction, index: dict[str, int]
         if alt is not None:
             out.append((alt.start_byte, alt.end_byte, k, other))
         elif cons is not None and _jumps(cons):
-            block = stmt.parent
-            if block is not None and block.type == "compound_statement":
-                # up to the next label a goto from before the test can get to
-                end = next((c.start_byte for c in block.named_children
-                            if c.start_byte > stmt.start_byte
-                            and c.type == "labeled_statement"
-                            and _entered_before(pf.body, c, stmt.end_byte)), block.end_byte)
+            end = _rest_of_block(pf, stmt)
+            if end is not None:
                 out.append((stmt.end_byte, end, k, other))
     for sw in pf.switches:
         k = index.get(_text(sw))
@@ -948,6 +937,18 @@ def _case_ranges(flag: Node, k: int) -> list[tuple[int, int, int, bool | str]]:
 
 _JUMPS = frozenset({"return_statement", "goto_statement", "break_statement",
                     "continue_statement"})
+
+
+def _rest_of_block(pf: _PendingFunction, stmt: Node) -> int | None:
+    """Where what follows an `if (...) return;` in its block stops being behind the test:
+    the next label a goto from before the test can get to, or the block's end (None: the
+    statement is not in a block)."""
+    block = stmt.parent
+    if block is None or block.type != "compound_statement":
+        return None
+    return next((c.start_byte for c in block.named_children
+                 if c.start_byte > stmt.start_byte and c.type == "labeled_statement"
+                 and _entered_before(pf.body, c, stmt.end_byte)), block.end_byte)
 
 
 def _entered_before(body: Node, labeled: Node, after: int) -> bool:
