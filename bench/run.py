@@ -42,7 +42,8 @@ def ensure_tree(path: str | None) -> str:
 def probe() -> float:
     """Seconds for a fixed pure-Python loop: the host's speed when the figures were taken.
     Shared cloud hosts vary by 2x from hour to hour; compare runs at similar probe times
-    (about 0.55 s on this project's 2-vCPU machine at its usual speed, 1 s when it runs at half speed)."""
+    (about 0.55 s on this project's 2-vCPU machine at its usual speed, 1 s when it runs at
+    half speed)."""
     t = time.perf_counter()
     x = 0
     for i in range(10_000_000):
@@ -53,6 +54,8 @@ def probe() -> float:
 def run(tree: str, cache: str, jobs: int, out: str) -> dict[str, float]:
     cmd = ["/usr/bin/time", "-v", sys.executable, "-m", "irqlint", "check", tree, "-q",
            "--format", "json", "-o", out, "--cache-dir", cache, "-j", str(jobs)]
+    if os.path.exists(out):
+        os.remove(out)  # an earlier run's report must not stand in for this one's
     t = time.perf_counter()
     p = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.perf_counter() - t

@@ -213,3 +213,20 @@ def test_malformed_tree_layout_in_config(tmp_path: Path) -> None:
     (tmp_path / "irqlint.toml").write_text('[kb.trees]\nlinux = [{markers = "Kbuild"}]\n')
     line = _one_line_error(run_cli("check", str(tmp_path), "--no-cache"))
     assert "trees" in line
+
+
+def test_an_internal_error_is_one_line_and_exit_3(monkeypatch, capsys) -> None:
+    """A bug of ours is neither findings (1) nor bad input (2): a CI gate must not read a
+    crash as findings."""
+    import irqlint.cli as cli
+
+    def broken(args):
+        raise KeyError("lppaca_of")
+
+    monkeypatch.delenv("IRQLINT_STRICT", raising=False)
+    monkeypatch.delenv("IRQLINT_TRACEBACK", raising=False)
+    monkeypatch.setattr(cli, "cmd_rules", broken)
+    assert cli.main(["rules"]) == 3
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "internal error (KeyError: 'lppaca_of')" in err
+    assert "Traceback" not in err

@@ -295,6 +295,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 1
+    except Exception as exc:  # a bug of ours: not "findings" (1) nor bad input (2)
+        if os.environ.get("IRQLINT_STRICT") or os.environ.get("IRQLINT_TRACEBACK"):
+            raise
+        sys.stderr.write(f"irqlint: internal error ({type(exc).__name__}: {exc}); please "
+                         "report it (IRQLINT_TRACEBACK=1 shows where)\n")
+        return 3
 
 
 if __name__ == "__main__":
