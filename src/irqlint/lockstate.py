@@ -1428,9 +1428,13 @@ def _may_not_return(pf: _PendingFunction, ctx: FileContext) -> bool:
     function or loops forever."""
     from .extract import loops_forever
 
-    dead = ctx.kb.names("noreturn")
-    return any(name in dead or ctx.noreturn.get(name) for name in pf.callees) or loops_forever(
-        ctx, pf.body)
+    return any(_ends_path(ctx, name) for name in pf.callees) or loops_forever(ctx, pf.body)
+
+
+def _ends_path(ctx: FileContext, name: str) -> bool:
+    """A call of `name` never returns: a kb noreturn function (panic(), BUG()) or a function
+    of this file none of whose paths returns."""
+    return name in ctx.kb.names("noreturn") or bool(ctx.noreturn.get(name))
 
 
 def _note_return(ctx: FileContext, pf: _PendingFunction, cfg: Cfg) -> None:
@@ -1442,9 +1446,8 @@ def _note_return(ctx: FileContext, pf: _PendingFunction, cfg: Cfg) -> None:
     if any(("end",) in evs for evs in cfg.events):
         # only calls after a noreturn one: a call the graph has no event for before it (a
         # case label's IP_VERSION(), a duplicate `case 4:` of another #ifdef) is no proof
-        dead = ctx.kb.names("noreturn")
         first = min(((n.start_point[0] + 1, n.start_point[1] + 1) for n, name in pf.names
-                     if name in dead or ctx.noreturn.get(name)), default=None)
+                     if _ends_path(ctx, name)), default=None)
         if first is not None:
             every = {(n.start_point[0] + 1, n.start_point[1] + 1)
                      for n in [*(n for n, _ in pf.names), *pf.vias]}

@@ -266,14 +266,7 @@ def _switched_off(text: bytes, cands: list[re.Match[bytes]]) -> list[re.Match[by
         ds = defs.get(m.group(1) or m.group(2), [])
         if len(ds) != 1 or ds[0][0] != b"define" or ds[0][1] > m.start():
             continue
-        depth = 0
-        for start, d in _PP_LINE.finditer(text):
-            if start >= ds[0][1]:
-                break
-            kw = d.group(1)
-            depth += kw in (b"if", b"ifdef", b"ifndef")
-            depth -= kw == b"endif"
-        if depth == 0:
+        if not branches(text, [ds[0][1]])[ds[0][1]]:  # outside any conditional
             out.append(m)
     return out
 

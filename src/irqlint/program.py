@@ -55,6 +55,11 @@ def identified(cls: str) -> bool:
     return not cls.endswith("*") and (":" in cls or cls.isidentifier())
 
 
+def locks_held(held: tuple[tuple[str, str, int], ...]) -> list[tuple[str, str, int]]:
+    """The real locks in a held set (no CPU states, no unidentified expressions)."""
+    return [h for h in held if h[1] not in NOT_LOCKS and h[1][:1] != "-" and identified(h[0])]
+
+
 def show(cls: str) -> str:
     """A lock class for people: `drivers/x/y.c:foo_lock` -> `foo_lock (y.c)`."""
     if "::" not in cls and ":" in cls:
@@ -319,33 +324,31 @@ class Program:
         function with callers we cannot see (a callback, an ops method, no callers)."""
         key = (fid, depth)
         got = self._entry.get(key)
-        if got is not None:
-            return got
-        out: frozenset[str] | None = None
-        callers = self.callers[fid]
-        if depth and callers and fid not in self.registered and fid not in self.stored:
-            calls: dict[int, int] = {}  # caller -> how many of its calls go to fid
-            for c, _ in callers:
-                calls[c] = calls.get(c, 0) + 1
-            for c, n in calls.items():
-                # the caller's calls of fid with something held (the sites a snapshot keeps
-                # too): all of them, or some are made with nothing held
-                at = [s for s in self.held_sites[c] if fid in s.callees]
-                if len(at) < n:
-                    return self._no_entry(key)
-                for s in at:
-                    held = frozenset(self.canon(h) for h, k, _ in s.held
-                                     if k not in NOT_LOCKS and k[:1] != "-" and identified(h))
-                    held |= self.entry_locks(c, depth - 1)
-                    out = held if out is None else out & held
-                    if not out:
-                        return self._no_entry(key)
-        got = self._entry[key] = out or frozenset()
+        if got is None:
+            got = self._entry[key] = self._entry_locks(fid, depth)
         return got
 
-    def _no_entry(self, key: tuple[int, int]) -> frozenset[str]:
-        got = self._entry[key] = frozenset()
-        return got
+    def _entry_locks(self, fid: int, depth: int) -> frozenset[str]:
+        callers = self.callers[fid]
+        if not depth or not callers or fid in self.registered or fid in self.stored:
+            return frozenset()
+        calls: dict[int, int] = {}  # caller -> how many of its calls go to fid
+        for c, _ in callers:
+            calls[c] = calls.get(c, 0) + 1
+        out: frozenset[str] | None = None
+        for c, n in calls.items():
+            # the caller's calls of fid with something held (the sites a snapshot keeps
+            # too): all of them, or some are made with nothing held
+            at = [s for s in self.held_sites[c] if fid in s.callees]
+            if len(at) < n:
+                return frozenset()
+            for s in at:
+                held = frozenset(self.canon(h) for h, _, _ in locks_held(s.held))
+                held |= self.entry_locks(c, depth - 1)
+                out = held if out is None else out & held
+                if not out:
+                    return frozenset()
+        return out or frozenset()
 
     def never(self, fid: int, guard: Needs, depth: int = 2) -> bool:
         """A place of function fid under `guard` (tests of its parameters) that is never
@@ -695,20 +698,25 @@ class _Linker:
             return callees, "wide"
         return callees, how
 
-    def _note_releases(self, path: str, line: int, callees: tuple[int, ...],
-                       rels: list[tuple[int, frozenset[str]]]) -> None:
-        """A call into another file whose every target lets go of a lock it was handed
-        (`drm_gem_handle_create_tail()` unlocks the caller's object_name_lock): the held
-        sets the file's own engine computed for the calls after it still list the lock.
-        Same-file callees' effects are the engine's already."""
-        funcs = self.funcs
-        names: set[str] = set()
-        for t in callees:
-            fn = funcs[t]
-            if fn.file == path or not fn.effect.releases:
-                return
-            names.update(_LAST.split(e)[-1] for e, _ in fn.effect.releases)
-        rels.append((line, frozenset(names)))
+    def _held_at(self, path: str, c: Call, held: tuple[tuple[str, str, int], ...],
+                 callees: tuple[int, ...], rels: list[tuple[int, frozenset[str]]]
+                 ) -> tuple[tuple[str, str, int], ...]:
+        """What is held at call c (its file's engine says `held`), less what the calls into
+        other files before it let go of; notes in `rels` (line, lock names) what c itself
+        lets go of, when every target of it does (`drm_gem_handle_create_tail()` unlocks
+        the caller's object_name_lock).  Same-file callees' effects are the engine's."""
+        if rels and held:
+            held = _still_held(held, c.line, rels)
+        if callees:
+            funcs = self.funcs
+            names: set[str] = set()
+            for t in callees:
+                fn = funcs[t]
+                if fn.file == path or not fn.effect.releases:
+                    return held
+                names.update(_LAST.split(e)[-1] for e, _ in fn.effect.releases)
+            rels.append((c.line, frozenset(names)))
+        return held
 
     def sites(self, fn: Function, memo: dict[str, tuple[int, ...]]
               ) -> tuple[tuple[Site, ...], tuple[Site, ...], tuple[Site, ...], list[int]]:
@@ -725,11 +733,7 @@ class _Linker:
         rels: list[tuple[int, frozenset[str]]] = []
         for c in fn.calls:
             callees, how = self.targets(c, fn.file, memo, folder, fn.branch)
-            h = held.get((c.line, c.col), ())
-            if rels and h:
-                h = _still_held(h, c.line, rels)
-            if callees:
-                self._note_releases(fn.file, c.line, callees, rels)
+            h = self._held_at(fn.file, c, held.get((c.line, c.col), ()), callees, rels)
             site = Site(c, h, callees, how)
             if how in _PROPAGATING:
                 nexts.update(callees)
@@ -760,12 +764,9 @@ class _Linker:
         rels: list[tuple[int, frozenset[str]]] = []
         for si, c in enumerate(fn.calls):
             callees, how = targets(c, fn.file, memo, folder, fn.branch)
-            h = held.get((c.line, c.col), ()) if held else ()
-            if rels and h:
-                h = _still_held(h, c.line, rels)
+            h = self._held_at(fn.file, c, held.get((c.line, c.col), ()), callees, rels) \
+                if held else ()
             if callees:
-                if held:
-                    self._note_releases(fn.file, c.line, callees, rels)
                 if how in _PROPAGATING:
                     nexts.update(callees)
                 for t in callees:

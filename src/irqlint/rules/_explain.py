@@ -21,11 +21,6 @@ def held_word(cls: str, kind: str) -> str:
     return show(cls.rstrip("*"))
 
 
-def locks_held(held: tuple[tuple[str, str, int], ...]) -> list[tuple[str, str, int]]:
-    """The real locks in a held set (no CPU states, no unidentified expressions)."""
-    return [h for h in held if h[1] not in NOT_LOCKS and h[1][:1] != "-" and identified(h[0])]
-
-
 def strongest(
     held: tuple[tuple[str, str, int], ...], kinds: frozenset[str]
 ) -> tuple[str, str, int] | None:

@@ -12,13 +12,14 @@ from ..program import (
     acquires_at,
     common_dirs,
     identified,
+    locks_held,
     place,
     program_of,
     reaches,
     show,
 )
 from . import Rule, register
-from ._explain import chain_names, cpu_rows, locks_held, two_cpus
+from ._explain import chain_names, cpu_rows, two_cpus
 
 if TYPE_CHECKING:
     from ..driver import Analysis

@@ -8,9 +8,18 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from ..findings import Finding
-from ..program import Program, Reg, Wait, direct_wait, program_of, reaches, show
+from ..program import (
+    Program,
+    Reg,
+    Wait,
+    direct_wait,
+    locks_held,
+    program_of,
+    reaches,
+    show,
+)
 from . import Rule, register
-from ._explain import chain_names, cpu_rows, locks_held, two_cpus
+from ._explain import chain_names, cpu_rows, two_cpus
 
 if TYPE_CHECKING:
     from ..driver import Analysis
