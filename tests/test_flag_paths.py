@@ -265,3 +265,56 @@ def test_a_place_every_caller_rules_out(tmp_path: Path) -> None:
         (tmp_path / "callers.c").write_text(src.replace(old, new))
         got = _hits_in(check_json(tmp_path), "callers.c")
         assert [h[0] for h in got] == ["sleep-in-atomic"] and got[0][2] == "qp_grp_modify"
+
+
+def test_flag_in_a_field_of_an_argument(tmp_path: Path) -> None:
+    """fields.c: hc_send() sleeps unless `cmd->flags & HC_ASYNC`; callers fill a local struct
+    and pass its address.  An initializer list, a memset() and an assignment say what the
+    field holds, a parameter copied into it (with a bit OR'ed in) is followed to the caller's
+    caller, and a pointer passed on keeps the field's test (hc_run -> hc_poll_wait).
+    Whatever could change the field before the call makes the sleep reachable again."""
+    name = "fields.c"
+    assert _hits_in(check_json(ROOT / name), name) == [
+        ("sleep-in-atomic", 83, "hc_update_locked"), ("sleep-in-atomic", 84, "hc_update_locked")]
+    src = (ROOT / name).read_text()
+    variants = [
+        # the constant says synchronous
+        ([("{ .id = 1, .flags = HC_ASYNC }", "{ .id = 1, .flags = 0 }")], 79),
+        # the field is set after the call (in a loop it would count): not known at the call
+        ([("\tm.flags = HC_ASYNC | HC_WANT_REPLY;", "\tm.id = 5;"),
+         ("\thc_send(d, &m);", "\thc_send(d, &m); m.flags = HC_ASYNC;")], 80),
+        # another call gets the address first and may change the field
+        ([("\thc_send(d, &a);", "\thc_fill(&a); hc_send(d, &a);")], 79),
+        # the field is a second assignment away from one value
+        ([("\tp.polled = 1;", "\tp.polled = 1; if (d->done) p.polled = 0;")], 82),
+        # the caller's caller passes the synchronous flag
+        ([("hc_send_id(d, 3, HC_ASYNC);", "hc_send_id(d, 3, HC_WANT_REPLY);")], 81),
+        # the callee writes the field it tests: no flag
+        ([("\tif (!cmd->polled)", "\tcmd->polled = d->done; if (!cmd->polled)")], 82),
+    ]
+    for edits, line in variants:
+        text = src
+        for old, new in edits:
+            assert text.count(old) == 1, old
+            text = text.replace(old, new)
+        (tmp_path / name).write_text(text)
+        got = _hits_in(check_json(tmp_path), name)
+        assert ("sleep-in-atomic", line, "hc_update_locked") in got, (edits, got)
+
+
+def test_field_indices() -> None:
+    from irqlint.ir import OR_MORE, Call, field_owner, field_param, rehome, zeroed
+    from irqlint.program import _const, bind
+
+    j = field_param(1, "flags")
+    assert field_owner(j) == 1 and field_owner(rehome(j, 3)) == 3 != field_owner(j)
+    assert rehome(rehome(j, 3), 1) == j and j != field_param(1, "flag")
+    # zeroed fields are false, but not one the call fills from a parameter
+    assert _const({zeroed(1): False}, None, j) is False
+    assert _const({zeroed(1): False}, {j: 2}, j) is None
+    assert _const({zeroed(2): False}, None, j) is None
+    # a field with bits OR'ed into the caller's parameter: only "bit clear" carries over
+    call = Call("f", "", 1, 1, (), (), (), ((j, 2 + OR_MORE),))
+    assert bind(((j, "~A"),), call) == ((2, "~A"),)
+    assert bind(((j, "&A"),), call) == ()
+    assert bind(((j, True),), call) == ()

@@ -152,3 +152,16 @@ def test_the_entry_points_before_start_kernel_are_start_up_code(tmp_path: Path) 
     hits = _hits(check_json(tmp_path), "boot.c")
     assert [(r, ln, fn) for r, ln, fn, _ in hits] == [
         ("sleep-in-atomic", 30, "xen_start_kernel"), ("sleep-in-atomic", 38, "late_setup")]
+
+
+def test_the_last_steps_of_power_off_are_like_start_up_code(tmp_path: Path) -> None:
+    """machine_power_off() turns IRQs off once the other CPUs are stopped and system_state is
+    past SYSTEM_RUNNING: its sleeping calls are not sleeps in atomic context; a lock it holds
+    still counts, and a function of another name doing the same is still flagged."""
+    for name in ("machine_power_off", "machine_halt", "machine_restart"):
+        src = (ROOT / "boot.c").read_text().replace("void start_kernel(void)",
+                                                     f"void {name}(void)")
+        (tmp_path / "boot.c").write_text(src)
+        hits = _hits(check_json(tmp_path), "boot.c")
+        assert [(r, ln, fn) for r, ln, fn, _ in hits] == [
+            ("sleep-in-atomic", 30, name), ("sleep-in-atomic", 38, "late_setup")]

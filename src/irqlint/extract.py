@@ -20,6 +20,7 @@ from tree_sitter import Node
 from . import keyevents, lockstate, sharing
 from .ir import (
     LAST_PUT,
+    OR_MORE,
     WARNED,
     Call,
     FieldWrite,
@@ -31,7 +32,9 @@ from .ir import (
     Registration,
     Sharing,
     WriteLocks,
+    field_param,
     need_key,
+    zeroed,
 )
 from .kb import KnowledgeBase
 from .lockexpr import base_type, lock_class, normalise
@@ -535,6 +538,14 @@ def _finish_function(pf: _PendingFunction, ctx: FileContext, assigns: _Buckets) 
     flag_ranges = _flag_ranges(pf, flag_params) if tests or pf.warns or pf.puts else []
     passes_at = _passed_params(pf, flag_params) if pf.idargs and flag_params else {}
     consts_at = ctx.consts_at
+    fields_at = _field_args(pf, assigns, ctx.changed, flag_params)
+    if fields_at:  # what the fields of `&local` arguments hold, as constants or parameters
+        consts_at, passes_at = dict(consts_at), dict(passes_at)
+        for at, (cs, ps) in fields_at.items():
+            if cs:
+                consts_at[at] = tuple(consts_at.get(at, ())) + cs
+            if ps:
+                passes_at[at] = tuple(passes_at.get(at, ())) + ps
     for n, name in pf.names:
         if name in ctx.local_macros and name not in keep:
             continue  # the file's own macro: no call of a function of that name elsewhere
@@ -671,6 +682,7 @@ _NAMED = re.compile(rb"[A-Z][A-Z0-9]*_[A-Z0-9_]*[A-Z0-9]|E[A-Z][A-Z0-9]+")
 
 
 _TESTS = {"==": ("=", "!"), "!=": ("!", "="), "&": ("&", "~")}
+_TESTED = ("identifier", "field_expression")  # a flag, or a field of a pointer to flags
 
 
 def _or_names(n: Node) -> list[str]:
@@ -711,30 +723,36 @@ def _const_args(nodes: list[Node]) -> dict[int, tuple[tuple[int, bool | str], ..
         got: list[tuple[int, bool | str]] = []
         i = 0
         for a in al.named_children:
-            t = a.type
-            if t == "comment":
+            if a.type == "comment":
                 continue
-            if t == "true":
-                got.append((i, True))
-            elif t in ("false", "null"):
-                got.append((i, False))
-            elif t == "identifier":
-                name = a.text or b""
-                if _NAMED.fullmatch(name):
-                    got.append((i, name.decode()))
-            elif t == "binary_expression":  # `CMD_ASYNC | CMD_WANT_SKB`
-                names = _or_names(a)
-                if names:
-                    got.append((i, "|".join(names)))
-            elif t == "number_literal":
-                m = _INT.fullmatch(_text(a))
-                if m is not None:  # 0x10, 0644, 1UL: true unless every digit is 0
-                    digits = m.group(1)
-                    got.append((i, digits[2 if digits[:2] in ("0x", "0X") else 0:]
-                                .strip("0") != ""))
+            v = _const_value(a)
+            if v is not None:
+                got.append((i, v))
             i += 1
         out[call.start_byte] = tuple(got)
     return out
+
+
+def _const_value(a: Node) -> bool | str | None:
+    """What a constant expression says: a truth value (true, false, NULL, a number), the
+    name of a named constant, "A|B" for `A | B`; None for anything else."""
+    t = a.type
+    if t == "true":
+        return True
+    if t in ("false", "null"):
+        return False
+    if t == "identifier":
+        name = a.text or b""
+        return name.decode() if _NAMED.fullmatch(name) else None
+    if t == "binary_expression":  # `CMD_ASYNC | CMD_WANT_SKB`
+        names = _or_names(a)
+        return "|".join(names) if names else None
+    if t == "number_literal":
+        m = _INT.fullmatch(_text(a))
+        if m is not None:  # 0x10, 0644, 1UL: true unless every digit is 0
+            digits = m.group(1)
+            return digits[2 if digits[:2] in ("0x", "0X") else 0:].strip("0") != ""
+    return None
 
 
 def _flag_params(pf: _PendingFunction, assigns: _Buckets, changed: _Buckets
@@ -748,7 +766,192 @@ def _flag_params(pf: _PendingFunction, assigns: _Buckets, changed: _Buckets
     index = {p: i for i, (p, _) in enumerate(pf.params) if p and p not in written | bumped}
     if index:
         index.update(_copies(pf, assigns, bumped, index))
+        index.update(_param_fields(pf, assigns, index))
     return index
+
+
+FieldArgs = dict[int, tuple[tuple[tuple[int, bool | str], ...], tuple[tuple[int, int], ...]]]
+
+
+def _field_args(pf: _PendingFunction, assigns: _Buckets, changed: _Buckets,
+                flags: dict[str, int]) -> FieldArgs:
+    """Start byte of each call given the address of a local struct -> the constants and the
+    caller's flag parameters its fields hold there, as field indices of that argument
+    (`struct il_host_cmd cmd = { .flags = flags }; il_send_cmd(il, &cmd)` passes parameter
+    `flags` as field `flags` of argument 1; the fields an initializer list or a memset()
+    leaves out are zero).  A struct whose address goes anywhere else but memset() and one
+    call, or that is assigned whole, says nothing; nor does a field assigned twice, after the
+    call, or by address."""
+    body = pf.body
+    lo, hi = body.start_byte, body.end_byte
+    addressed: dict[str, list[Node]] = {}
+    for n in changed.within(lo, hi):
+        if n.parent is not None and n.parent.type == "pointer_expression":
+            addressed.setdefault(_text(n), []).append(n.parent)
+    if not addressed:
+        return {}
+    inits = _struct_locals(pf, addressed)
+    if not inits:
+        return {}
+    writes: dict[str, list[tuple[int, str, str, Node | None]]] = {x: [] for x in inits}
+    for lhs in assigns.within(lo, hi):
+        op = lhs.parent.child_by_field_name("operator") if lhs.parent is not None else None
+        if lhs.type == "identifier" and _text(lhs) in writes:
+            writes.pop(_text(lhs))  # assigned whole
+        elif lhs.type == "field_expression" and op is not None:
+            arg, fld = lhs.child_by_field_name("argument"), lhs.child_by_field_name("field")
+            dot = lhs.child_by_field_name("operator")
+            if arg is not None and fld is not None and arg.type == "identifier" \
+                    and dot is not None and dot.type == "." and _text(arg) in writes:
+                right = lhs.parent.child_by_field_name("right") if lhs.parent else None
+                writes[_text(arg)].append((lhs.start_byte, _text(fld), op.type, right))
+    out: FieldArgs = {}
+    text = body.text or b""
+    for x, ws in writes.items():
+        init, call, k, zero = _the_call(addressed[x], inits[x])
+        if call is None:
+            continue
+        at = call.start_byte
+        pairs = init.named_children if init is not None else []
+        for pair in pairs:
+            if pair.type == "comment":
+                continue
+            des = pair.child_by_field_name("designator") if pair.type == "initializer_pair" \
+                else None
+            if des is None or des.type != "field_designator" or not des.named_children:
+                zero = False  # positional initializers: which field is which is not known
+                continue
+            ws.append((pair.start_byte, _text(des.named_children[0]), "=",
+                       pair.child_by_field_name("value")))
+        cs: list[tuple[int, bool | str]] = []
+        ps: list[tuple[int, int]] = []
+        by_field: dict[str, list[tuple[int, str, str, Node | None]]] = {}
+        for w in ws:
+            by_field.setdefault(w[1], []).append(w)
+        for f, fw in sorted(by_field.items()):
+            sets = [w for w in fw if w[2] == "="]
+            ors = [w for w in fw if w[2] == "|="]
+            if any(w[0] > at for w in fw) or len(sets) + len(ors) != len(fw) \
+                    or len(sets) > 1 or (not sets and not zero) or re.search(
+                    rb"&\s*" + re.escape(x.encode()) + rb"\s*\.\s*" + re.escape(f.encode())
+                    + rb"\b", text):
+                zero = False  # not one value: not zero either
+                continue
+            value = sets[0][3] if sets else None
+            p = flags.get(_text(value)) if value is not None and value.type == "identifier" \
+                else None
+            j = field_param(k, f)
+            if p is not None and p < len(pf.params):
+                ps.append((j, p + OR_MORE if ors else p))
+                continue
+            v = _const_value(value) if value is not None else False
+            if ors:  # `|= NAME`: the names OR'ed into a zero or a named value
+                more = [_or_names(w[3]) if w[3] is not None else [] for w in ors]
+                v = "|".join(([] if v is False else [v]) + [n for m in more for n in m]) \
+                    if all(more) and (v is False or isinstance(v, str)) else None
+            if v is not None:
+                cs.append((j, v))
+        if zero:
+            cs.append((zeroed(k), False))
+        if cs or ps:
+            out[at] = (tuple(cs), tuple(ps))
+    return out
+
+
+def _struct_locals(pf: _PendingFunction, addressed: dict[str, list[Node]]
+                   ) -> dict[str, Node | None]:
+    """The body's local struct variables whose address it takes -> their initializer list
+    (None: declared without one); a name declared twice is left out."""
+    out: dict[str, Node | None] = {}
+    twice: set[str] = set()
+    for d in pf.decls:
+        t = d.child_by_field_name("type")
+        if t is None or t.type != "struct_specifier":
+            continue
+        for dd in d.children_by_field_name("declarator"):
+            name: Node | None = dd
+            value: Node | None = None
+            if dd.type == "init_declarator":
+                name, value = dd.child_by_field_name("declarator"), \
+                    dd.child_by_field_name("value")
+                if value is None or value.type != "initializer_list":
+                    continue
+            if name is None or name.type != "identifier" or _text(name) not in addressed:
+                continue
+            if _text(name) in out:
+                twice.add(_text(name))
+            out[_text(name)] = value
+    for x in twice:
+        del out[x]
+    return out
+
+
+def _the_call(uses: list[Node], init: Node | None
+              ) -> tuple[Node | None, Node | None, int, bool]:
+    """(initializer list, the one call other than memset() that is given `&x`, its argument
+    index, the fields are zeroed first); the call is None when `&x` goes elsewhere."""
+    call: Node | None = None
+    k = -1
+    zero = init is not None
+    for amp in uses:
+        al = amp.parent
+        c = al.parent if al is not None and al.type == "argument_list" else None
+        if c is None or al is None or c.type != "call_expression":
+            return init, None, -1, False
+        fn = c.child_by_field_name("function")
+        args = [a for a in al.named_children if a.type != "comment"]
+        if fn is not None and _text(fn) == "memset" and len(args) == 3 and args[0] == amp:
+            zero = _text(args[1]) == "0"
+            continue
+        if call is not None:
+            return init, None, -1, False
+        call, k = c, next(i for i, a in enumerate(args) if a == amp)
+    return init, call, k, zero
+
+
+def _flag_key(n: Node) -> str:
+    """How a tested expression is looked up among the flags: `wait`, or `cmd->flags` for a
+    field of a pointer parameter."""
+    if n.type == "field_expression":
+        arg, fld = n.child_by_field_name("argument"), n.child_by_field_name("field")
+        op = n.child_by_field_name("operator")
+        if arg is not None and fld is not None and arg.type == "identifier" \
+                and op is not None and op.type == "->":
+            return f"{_text(arg)}->{_text(fld)}"
+        return ""
+    return _text(n)
+
+
+def _param_fields(pf: _PendingFunction, assigns: _Buckets, index: dict[str, int]
+                  ) -> dict[str, int]:
+    """`cmd->flags` -> its field index, for the fields of flag parameters the body tests and
+    never assigns (il_send_cmd() tests `cmd->flags & CMD_ASYNC`)."""
+    tested = [n for n in pf.flags + pf.cmps if n.type == "field_expression"]
+    for both in pf.ands:
+        tested.extend(n for n, _ in _conjuncts(both) if n.type == "field_expression")
+    if not tested:
+        return {}
+    body = pf.body
+    written = {_flag_key(n) for n in assigns.within(body.start_byte, body.end_byte)
+               if n.type == "field_expression"}
+    text = body.text or b""
+    out: dict[str, int] = {}
+    for n in tested:
+        key = _flag_key(n)
+        if not key or key in written or key in out:
+            continue
+        p, f = key.split("->", 1)
+        k = index.get(p)
+        if k is None or k >= len(pf.params) or pf.params[k][0] != p:
+            continue  # not a parameter itself (a local copy of one)
+        if re.search(rb"&\s*" + re.escape(p.encode()) + rb"\s*->\s*" + re.escape(f.encode())
+                     + rb"\b|\b" + re.escape(p.encode()) + rb"\s*->\s*"
+                     + re.escape(f.encode()) + rb"\s*(\+\+|--)|(\+\+|--)\s*"
+                     + re.escape(p.encode()) + rb"\s*->\s*" + re.escape(f.encode()) + rb"\b",
+                     text):
+            continue  # handed out by address or counted: not a flag
+        out[key] = field_param(k, f)
+    return out
 
 
 def _copies(pf: _PendingFunction, assigns: _Buckets, bumped: set[str],
@@ -835,7 +1038,7 @@ def _flag_ranges(pf: _PendingFunction, index: dict[str, int]
             if cons is not None:
                 out.append((cons.start_byte, cons.end_byte, LAST_PUT, True))
     for flag in pf.flags + pf.cmps:
-        k = index.get(_text(flag))
+        k = index.get(_flag_key(flag))
         if k is None:
             continue
         cond = flag.parent
@@ -875,7 +1078,7 @@ def _flag_ranges(pf: _PendingFunction, index: dict[str, int]
         if cons is None:
             continue
         for ident, want in _conjuncts(both):
-            k = index.get(_text(ident))
+            k = index.get(_flag_key(ident))
             if k is not None:
                 out.append((cons.start_byte, cons.end_byte, k, want))
     return out
@@ -886,11 +1089,11 @@ def _conjuncts(n: Node) -> list[tuple[Node, bool | str]]:
     `x != NAME`, `x & NAME` (each term in parentheses or not)."""
     while n.type == "parenthesized_expression" and n.named_child_count == 1:
         n = n.named_children[0]
-    if n.type == "identifier":
+    if n.type in _TESTED:
         return [(n, True)]
     if n.type == "unary_expression":
         op, arg = n.child_by_field_name("operator"), n.child_by_field_name("argument")
-        if op is not None and op.type == "!" and arg is not None and arg.type == "identifier":
+        if op is not None and op.type == "!" and arg is not None and arg.type in _TESTED:
             return [(arg, False)]
         return []
     if n.type != "binary_expression":
@@ -901,7 +1104,7 @@ def _conjuncts(n: Node) -> list[tuple[Node, bool | str]]:
         return []
     if op.type == "&&":
         return _conjuncts(left) + _conjuncts(right)
-    if op.type in _TESTS and left.type == "identifier" and _NAMED.fullmatch(right.text or b""):
+    if op.type in _TESTS and left.type in _TESTED and _NAMED.fullmatch(right.text or b""):
         return [(left, _TESTS[op.type][0] + _text(right))]
     return []
 

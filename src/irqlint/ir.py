@@ -8,6 +8,7 @@ unpickles millions of them, and tuples are several times faster to rebuild.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -32,6 +33,39 @@ WARNED = -1
 # (`if (refcount_dec_and_test(&x->ref))`, kb functions.json `last_put_tests`): the release
 # that a caller holding its own reference never reaches
 LAST_PUT = -2
+
+# A field of a parameter stands as a parameter of its own in guards, constants and passed
+# parameters: `if (cmd->flags & CMD_ASYNC)` in il_send_cmd(il, cmd) tests field `flags` of
+# parameter 1; a caller's `struct il_host_cmd c = { .flags = CMD_ASYNC }; il_send_cmd(il,
+# &c)` passes that field a constant.  Its index: FIELD_BASE + parameter * FIELD_SLOTS + a
+# slot from the field's name; the last slot of a parameter, ZEROED, says "every field not
+# named is zero" (an initializer list, a memset()).
+FIELD_BASE = 1 << 20
+FIELD_SLOTS = 1 << 16
+ZEROED = FIELD_SLOTS - 1
+# a passed field that holds the caller's parameter with more bits OR'ed in
+# (`cmd.flags = flags; cmd.flags |= CMD_WANT_SKB;`): Call.passes' parameter + OR_MORE
+OR_MORE = 1 << 12
+
+
+def field_param(k: int, name: str) -> int:
+    """The index that stands for field `name` of parameter (or argument) k."""
+    return FIELD_BASE + k * FIELD_SLOTS + zlib.crc32(name.encode()) % ZEROED
+
+
+def field_owner(j: int) -> int:
+    """The parameter whose field index j stands for (j >= FIELD_BASE)."""
+    return (j - FIELD_BASE) // FIELD_SLOTS
+
+
+def zeroed(k: int) -> int:
+    """The index that says the other fields of argument k are zero."""
+    return FIELD_BASE + k * FIELD_SLOTS + ZEROED
+
+
+def rehome(j: int, k: int) -> int:
+    """Field index j moved to parameter k: the same field of another pointer."""
+    return FIELD_BASE + k * FIELD_SLOTS + (j - FIELD_BASE) % FIELD_SLOTS
 
 
 def need_key(need: tuple[int, bool | str]) -> tuple[int, str]:

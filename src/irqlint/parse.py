@@ -20,17 +20,18 @@ FACTS_QUERY = """
 (assignment_expression left: (_) @assign.lhs)
 (initializer_pair designator: (field_designator (field_identifier)) value: (identifier) @init.value)
 (struct_specifier body: (field_declaration_list)) @struct
-(if_statement condition: (parenthesized_expression (identifier) @if.flag))
+(if_statement condition: (parenthesized_expression [(identifier) (field_expression)] @if.flag))
 (if_statement condition: (parenthesized_expression
-  (unary_expression operator: "!" argument: (identifier) @if.flag)))
+  (unary_expression operator: "!" argument: [(identifier) (field_expression)] @if.flag)))
 (if_statement condition: (parenthesized_expression
-  (binary_expression left: (identifier) @if.cmp right: (identifier))))
+  (binary_expression left: [(identifier) (field_expression)] @if.cmp right: (identifier))))
 (switch_statement condition: (parenthesized_expression (identifier) @switch.flag))
 (if_statement condition: (parenthesized_expression
   (binary_expression operator: "&&") @if.and))
 (if_statement condition: (parenthesized_expression (unary_expression operator: "!"
   argument: (parenthesized_expression
-    (binary_expression left: (identifier) @if.cmp right: (identifier))))))
+    (binary_expression left: [(identifier) (field_expression)] @if.cmp
+      right: (identifier))))))
 (argument_list [(true) (false) (null) (number_literal)] @call.const)
 (argument_list (binary_expression operator: "|") @call.const)
 (argument_list (identifier) @call.idarg)

@@ -32,7 +32,22 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from .ir import LAST_PUT, NOT_LOCKS, WARNED, Call, FileFacts, Function, LockOp, Step, need_key
+from .ir import (
+    FIELD_BASE,
+    LAST_PUT,
+    NOT_LOCKS,
+    OR_MORE,
+    WARNED,
+    Call,
+    FileFacts,
+    Function,
+    LockOp,
+    Step,
+    field_owner,
+    need_key,
+    rehome,
+    zeroed,
+)
 from .kb import KnowledgeBase
 
 FIELD_FALLBACK_MAX = 4  # a bare field name resolves only if it names at most this many functions
@@ -109,7 +124,23 @@ def reaches(needs: Needs, call: Call) -> bool:
     if not needs or not call.consts:
         return True
     consts = dict(call.consts)
-    return all(_fits(consts[j], w) for j, w in needs if j in consts)
+    passes = dict(call.passes) if call.passes else None
+    for j, w in needs:
+        v = _const(consts, passes, j)
+        if v is not None and not _fits(v, w):
+            return False
+    return True
+
+
+def _const(consts: dict[int, bool | str], passes: dict[int, int] | None, j: int
+           ) -> bool | str | None:
+    """The constant a call gives parameter (or parameter field) j, if any: a field the
+    caller's initializer list or memset() left zero (one it set to none of its parameters)
+    is false."""
+    v = consts.get(j)
+    if v is None and j >= FIELD_BASE and (passes is None or j not in passes):
+        return False if zeroed(field_owner(j)) in consts else None
+    return v
 
 
 def plain(guard: Needs) -> Needs:
@@ -136,12 +167,21 @@ def bind(needs: Needs, call: Call) -> Needs | None:
     consts = dict(call.consts) if call.consts else None
     passes = dict(call.passes) if call.passes else None
     for j, w in needs:
-        v = consts.get(j) if consts else None
+        v = _const(consts, passes, j) if consts else None
         if v is not None:
             if not _fits(v, w):
                 return None
-        elif passes and j in passes:
-            out.add((passes[j], w))
+        elif passes:
+            p = passes.get(j)
+            if p is not None:
+                if p < OR_MORE:
+                    out.add((p, w))
+                elif isinstance(w, str) and w[0] == "~":
+                    # the field is the parameter with more bits set: the bit is clear only
+                    # if it is clear in the parameter; what else the field tests is not known
+                    out.add((p - OR_MORE, w))
+            elif j >= FIELD_BASE and (p := passes.get(field_owner(j))) is not None:
+                out.add((rehome(j, p), w))  # the caller's pointer parameter, passed on
     got = tuple(sorted(out, key=need_key))
     return None if dead(got) else got
 
