@@ -165,3 +165,14 @@ def test_the_last_steps_of_power_off_are_like_start_up_code(tmp_path: Path) -> N
         hits = _hits(check_json(tmp_path), "boot.c")
         assert [(r, ln, fn) for r, ln, fn, _ in hits] == [
             ("sleep-in-atomic", 30, name), ("sleep-in-atomic", 38, "late_setup")]
+    # preemption off (loongarch stops the other CPUs under preempt_disable()) is the same;
+    # elsewhere it is still atomic
+    src = src.replace("\tlocal_irq_disable();\n\tinit_irqs();",
+                      "\tpreempt_disable();\n\tinit_irqs();")
+    src = src.replace("\tlocal_irq_disable();\n\tparse_params(); /* expect",
+                      "\tpreempt_disable();\n\tparse_params(); /* expect")
+    (tmp_path / "boot.c").write_text(src)
+    hits = _hits(check_json(tmp_path), "boot.c")
+    assert [(r, ln, fn) for r, ln, fn, _ in hits] == [
+        ("sleep-in-atomic", 30, "machine_restart"), ("sleep-in-atomic", 38, "late_setup")]
+    assert "preemption disabled" in hits[1][3]

@@ -94,6 +94,9 @@ Sleep-in-atomic-context Bugs in the Linux Kernel").
 """
 
 
+_BOOT_OFF = ("irq", "preempt")  # what start-up code turns off without making itself atomic
+
+
 def check(analysis: Analysis) -> Iterator[Finding]:
     prog = program_of(analysis)
     kinds = prog.atomic_kinds
@@ -103,8 +106,10 @@ def check(analysis: Analysis) -> Iterator[Finding]:
         done: set[int] = set()
         boot = prog.boot_only(f)
         for site in sites:
-            # start-up code runs with IRQs off before there is anything to schedule
-            held = tuple(h for h in site.held if h[1] != "irq") if boot else site.held
+            # start-up code runs with IRQs (and preemption) off before there is anything
+            # to schedule; so does power-off once the other CPUs are stopped
+            held = tuple(h for h in site.held if h[1] not in _BOOT_OFF) if boot \
+                else site.held
             atomic = strongest(held, kinds)
             if atomic is None or site.call.line in done or prog.never(f, site.call.guard):
                 continue
