@@ -729,8 +729,12 @@ def _const_args(nodes: list[Node]) -> dict[int, tuple[tuple[int, bool | str], ..
             if v is not None:
                 got.append((i, v))
             i += 1
-        out[call.start_byte] = tuple(got)
+        t = tuple(got)
+        out[call.start_byte] = _CONSTS.setdefault(t, t)  # one copy of each, in the cache too
     return out
+
+
+_CONSTS: dict[tuple[tuple[int, bool | str], ...], tuple[tuple[int, bool | str], ...]] = {}
 
 
 def _const_value(a: Node) -> bool | str | None:
@@ -747,6 +751,8 @@ def _const_value(a: Node) -> bool | str | None:
     if t == "binary_expression":  # `CMD_ASYNC | CMD_WANT_SKB`
         names = _or_names(a)
         return "|".join(names) if names else None
+    if t in ("pointer_expression", "string_literal"):  # `&x`, "name": never NULL
+        return True if t == "string_literal" or (a.text or b"")[:1] == b"&" else None
     if t == "number_literal":
         m = _INT.fullmatch(_text(a))
         if m is not None:  # 0x10, 0644, 1UL: true unless every digit is 0
@@ -926,7 +932,7 @@ def _param_fields(pf: _PendingFunction, assigns: _Buckets, index: dict[str, int]
                   ) -> dict[str, int]:
     """`cmd->flags` -> its field index, for the fields of flag parameters the body tests and
     never assigns (il_send_cmd() tests `cmd->flags & CMD_ASYNC`)."""
-    tested = [n for n in pf.flags + pf.cmps if n.type == "field_expression"]
+    tested = [n for n in pf.flags + pf.cmps + pf.switches if n.type == "field_expression"]
     for both in pf.ands:
         tested.extend(n for n, _ in _conjuncts(both) if n.type == "field_expression")
     if not tested:
@@ -1069,7 +1075,7 @@ def _flag_ranges(pf: _PendingFunction, index: dict[str, int]
             if end is not None:
                 out.append((stmt.end_byte, end, k, other))
     for sw in pf.switches:
-        k = index.get(_text(sw))
+        k = index.get(_flag_key(sw))
         if k is not None:
             out.extend(_case_ranges(sw, k))
     for both in pf.ands:  # `if (ret == 0 && reason == MODE_A)`: the branch needs each term

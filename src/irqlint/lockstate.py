@@ -63,6 +63,9 @@ class Cfg:
     returns: dict[int, tuple[int, str]] = field(default_factory=dict)  # node -> (line, value)
     npred: list[int] = field(default_factory=list)
     track: set[tuple[Any, ...]] = field(default_factory=set)  # branch facts worth keeping
+    # of those, the ones kept longest when paths must be merged: flags the body sets to a
+    # constant (`locked = true;` where it locks, `if (locked) unlock();` later)
+    flags: frozenset[tuple[Any, ...]] = frozenset()
     callee_ops: set[tuple[int, int, str]] = field(default_factory=set)  # from callee summaries
     # variable -> the functions whose results are assigned to it (None: something else too)
     var_calls: dict[str, frozenset[str] | None] = field(default_factory=dict)
@@ -98,6 +101,7 @@ class _Builder:
         self.forgotten: set[str] = set()  # lock states a callee made unknown (transitively)
         self._bound: set[str] = set()  # variables holding a trylock result
         self._sets: set[str] = set()  # variables set to a constant somewhere
+        self._set_in: list[tuple[str, int, int]] = []  # (variable, lines of the block)
         # evaluation order: an inner call ends before the call it is an argument of
         calls = [(s, e) for s, e in call_parts]
         calls.sort(key=lambda c: (c[1], -c[0]))
@@ -304,6 +308,11 @@ class _Builder:
         self.cfg.track = {k for k, heads in tested.items()
                           if len(heads) > 1 or k[0] == "P" or k[1] in self._sets
                           or _returned_test(k[1], returned)}
+        # lock flags: set to a constant in a block that takes or lets go of a lock
+        op_lines = sorted({op.line for op in self.ops})
+        locky = {v for v, lo, hi in self._set_in
+                 if bisect.bisect_left(op_lines, lo) < bisect.bisect_right(op_lines, hi)}
+        self.cfg.flags = frozenset(k for k in self.cfg.track if k[1] in locky)
         lock_roots = {_root(op.expr) for op in self.ops} | {_root(e) for e in self.forgotten}
         any_global = any(r not in self.pf.env for r in lock_roots)
         watch = lock_roots | {"irq", "bh"}
@@ -340,6 +349,9 @@ class _Builder:
         # `if (locked)` will say
         for var, value in _const_sets(n):
             self._sets.add(var)
+            # the block it is set in, not the body's own (lock flags: see _prune)
+            if n.parent is not None and n.parent != self.pf.body:
+                self._set_in.append((var, n.parent.start_point[0] + 1, n.parent.end_point[0] + 1))
             evs.append(("set", var, value not in ("0", "false", "NULL")))
         if not evs:
             return cur
@@ -1184,11 +1196,14 @@ class _Run:
                 if s2 not in seen[m]:
                     if len(seen[m]) >= MAX_STATES:
                         self.imprecise = True  # branch facts dropped: paths may be mixed up
-                        s2 = (s2[0], (), s2[2], ())
+                        # the lock flags the body sets go last: without them every
+                        # `if (locked) unlock();` path keeps the lock
+                        kept = tuple(f for f in s2[1] if f[0] in cfg.flags) \
+                            if cfg.flags and len(seen[m]) < 3 * MAX_STATES // 2 else ()
+                        s2 = (s2[0], kept, s2[2], ())
                         if s2 in seen[m]:
                             continue
                         if len(seen[m]) >= 2 * MAX_STATES:
-                            self.imprecise = True
                             continue
                     seen[m].add(s2)
                     work.append((m, s2))

@@ -25,7 +25,8 @@ FACTS_QUERY = """
   (unary_expression operator: "!" argument: [(identifier) (field_expression)] @if.flag)))
 (if_statement condition: (parenthesized_expression
   (binary_expression left: [(identifier) (field_expression)] @if.cmp right: (identifier))))
-(switch_statement condition: (parenthesized_expression (identifier) @switch.flag))
+(switch_statement condition: (parenthesized_expression
+  [(identifier) (field_expression)] @switch.flag))
 (if_statement condition: (parenthesized_expression
   (binary_expression operator: "&&") @if.and))
 (if_statement condition: (parenthesized_expression (unary_expression operator: "!"
@@ -34,6 +35,7 @@ FACTS_QUERY = """
       right: (identifier))))))
 (argument_list [(true) (false) (null) (number_literal)] @call.const)
 (argument_list (binary_expression operator: "|") @call.const)
+(argument_list [(pointer_expression operator: "&") (string_literal)] @call.const)
 (argument_list (identifier) @call.idarg)
 (if_statement condition: (parenthesized_expression
   (call_expression function: (identifier) @if.warn)))

@@ -114,8 +114,8 @@ def check(analysis: Analysis) -> Iterator[Finding]:
             if atomic is None or site.call.line in done or prog.never(f, site.call.guard):
                 continue
             s, _ = site_sleep(prog, site, fn, ops_at)
-            if s is None:
-                continue
+            if s is None or (s.needs and prog.never(f, s.needs)):
+                continue  # no sleep, or one that needs flags no caller of f passes
             if s.dropped:  # the callee lets go of these before it sleeps
                 atomic = strongest(tuple(h for h in held
                                          if prog.canon(h[0]) not in s.dropped), kinds)
