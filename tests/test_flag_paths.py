@@ -297,7 +297,13 @@ def test_flag_in_a_field_of_an_argument(tmp_path: Path) -> None:
         # a switch on a field: the other command takes the sleeping case
         ([("ctl.cmd = HC_CTL_DONE;", "ctl.cmd = HC_CTL_STOP;")], 135),
         # the atomic region's function passes the command on: its caller's command decides
-        ([("{ .cmd = HC_CTL_DONE }", "{ .cmd = HC_CTL_STOP }")], 145),
+        ([("ctl = { .cmd = HC_CTL_DONE };\n\n\thc_ctl_send",
+           "ctl = { .cmd = HC_CTL_STOP };\n\n\thc_ctl_send")], 145),
+        # either label of a case fallen into takes it
+        ([("ctl = { .cmd = HC_CTL_DONE };\n\n\tspin_lock(&d->lock);\n\thc_ctl2",
+           "ctl = { .cmd = HC_CTL_STATS_ALL };\n\n\tspin_lock(&d->lock);\n\thc_ctl2")], 180),
+        ([("ctl = { .cmd = HC_CTL_DONE };\n\n\tspin_lock(&d->lock);\n\thc_ctl2",
+           "ctl = { .cmd = HC_CTL_STATS };\n\n\tspin_lock(&d->lock);\n\thc_ctl2")], 180),
     ]
     for edits, line in variants:
         text = src

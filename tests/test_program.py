@@ -402,3 +402,26 @@ def test_a_last_put_release_orders_no_lock_but_still_sleeps(tmp_path: Path) -> N
     doc = check_json(tmp_path)
     assert sorted(f["rule"] for f in doc["findings"]) == [
         "lock-order-inversion", "sleep-in-atomic"]
+
+
+def test_work_items_of_one_ordered_queue_do_not_wait_for_each_other(tmp_path: Path) -> None:
+    """ordered_wq.c: the event work cancels the status work under a lock the status work
+    takes, both queued only on the device's ordered workqueue: silent.  The status work
+    on another queue, a queue that is not ordered, or the cancelling function called from
+    outside the queue's work items, and the wait is a deadlock again."""
+    src = (FIXTURES / "program" / "ordered_wq.c").read_text()
+
+    def waits(text: str) -> list[int]:
+        (tmp_path / "ordered_wq.c").write_text(text)
+        return sorted(f["line"] for f in check_json(tmp_path)["findings"]
+                      if f["rule"] == "wait-under-lock")
+
+    assert waits(src) == [58]
+    for old, new in (
+            ("queue_delayed_work(d->wq, &d->status_work, 10);",
+             "schedule_delayed_work(&d->status_work, 10);"),
+            ('alloc_ordered_workqueue("owq", 0);', 'alloc_workqueue("owq", 0, 0);'),
+            ("\tcancel_delayed_work_sync(&d->status_work); /* expect: wait-under-lock */",
+             "\towq_handle(d); /* expect: wait-under-lock */")):
+        assert src.count(old) == 1, old
+        assert 29 in waits(src.replace(old, new)), old

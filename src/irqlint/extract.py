@@ -410,7 +410,8 @@ def _keep_args(kb: KnowledgeBase, wrappers: Wrappers) -> frozenset[str]:
     if k not in _KEEP_CACHE:
         _KEEP_CACHE[k] = frozenset(kb.lock_apis) | frozenset(kb.registrations) | frozenset(
             wrappers.defs) | frozenset(kb.section("sleep")["gfp_allocators"]) | frozenset(
-            kb.section("waits")["waits"]) | kb.names("lockdep_keys")
+            kb.section("waits")["waits"]) | kb.names("lockdep_keys") | frozenset(
+            kb.section("waits")["queues"]) | frozenset(kb.section("waits")["ordered_allocs"])
     return _KEEP_CACHE[k]
 
 
@@ -530,7 +531,9 @@ def _finish_function(pf: _PendingFunction, ctx: FileContext, assigns: _Buckets) 
     keyed: set[str] = set()
     wait_specs = kb.section("waits")["waits"]
     key_args = kb.section("waits")["key_args"]
+    queue_specs = kb.section("waits")["queues"]
     objs: list[tuple[int, int, str]] = []
+    queues: list[tuple[int, str, str]] = []
     # arguments are kept for known APIs, and wherever a gfp mask is passed on
     gfp_here = bool(gfp_params) or within(ctx.gfp_at, body.start_byte, body.end_byte)
     tests = pf.flags or pf.cmps or pf.switches or pf.ands
@@ -584,6 +587,9 @@ def _finish_function(pf: _PendingFunction, ctx: FileContext, assigns: _Buckets) 
                         obj = _obj_class(argv[k], pf, ctx)
                         if obj:
                             objs.append((sp[0] + 1, sp[1] + 1, obj))
+                qspec = queue_specs.get(name)
+                if qspec is not None and qspec["work"] < len(argv):
+                    queues.append(_queued(argv, qspec, sp[0] + 1, pf, ctx))
         if flag_ranges or consts_at or passes_at:
             at = n.start_byte  # a direct call starts with its callee's name
             guard = _guard_at(flag_ranges, at) if flag_ranges else ()
@@ -632,6 +638,17 @@ def _finish_function(pf: _PendingFunction, ctx: FileContext, assigns: _Buckets) 
             fid = lhs.child_by_field_name("field")
             fname = _text(fid) if fid is not None else ""
             fn_refs.append(FnRef(target if "::" in target else fname, _text(stored), line))
+    # `priv->wq = alloc_ordered_workqueue(...)`: a queue that runs one work item at a time
+    allocs = kb.section("waits")["ordered_allocs"]
+    if any(a in pf.callees for a in allocs):
+        for lhs in assigns.within(body.start_byte, body.end_byte):
+            rhs = lhs.parent.child_by_field_name("right") if lhs.parent is not None else None
+            fn_node = rhs.child_by_field_name("function") if rhs is not None \
+                and rhs.type == "call_expression" else None
+            if fn_node is not None and _text(fn_node) in allocs:
+                wq = _wq_class(_text(lhs), pf, ctx)
+                if wq:
+                    queues.append((lhs.start_point[0] + 1, "", wq))
     # the fields read, only for the rules that read them
     reads = sorted(set(_slice(ctx.reads_at, body.start_byte, body.end_byte))) if share else []
 
@@ -660,7 +677,36 @@ def _finish_function(pf: _PendingFunction, ctx: FileContext, assigns: _Buckets) 
         keyed=tuple(sorted(keyed)),
         const_return=_const_return(ctx.text[body.start_byte:body.end_byte]),
         objs=tuple(objs),
+        queues=tuple(queues),
     )
+
+
+def _queued(argv: tuple[str, ...], spec: dict[str, object], line: int, pf: _PendingFunction,
+            ctx: FileContext) -> tuple[int, str, str]:
+    """(line, work item, queue) of a call that queues a work item: the item's typed class
+    (`rtw_coex::bt_remain_work`), or "?" and its last name when it is not a typed field; the
+    queue's class, global name or the knowledge base's name for it ("" when not known)."""
+    work = argv[int(spec["work"])]  # type: ignore[call-overload]
+    obj = _obj_class(work, pf, ctx)
+    if not obj:
+        names = re.findall(r"[A-Za-z_]\w*", work)
+        obj = "?" + (names[-1] if names else "")
+    k = spec["wq"]
+    if k is None:
+        wq = str(spec.get("queue", ""))
+    else:
+        wq = _wq_class(argv[k], pf, ctx) if int(k) < len(argv) else ""  # type: ignore[call-overload]
+    return line, obj, wq
+
+
+def _wq_class(text: str, pf: _PendingFunction, ctx: FileContext) -> str:
+    """A workqueue pointer's class: a struct field's (`cw1200_common::workqueue`), a global's
+    name; "" for a local or anything else."""
+    e = normalise(text)
+    if re.fullmatch(r"[A-Za-z_]\w*", e):
+        return "" if e in pf.env else _write_target(e, pf.env, ctx)
+    cls = _write_target(e, pf.env, ctx)
+    return cls if "::" in cls else ""
 
 
 def _obj_class(arg: str, pf: _PendingFunction, ctx: FileContext) -> str:
@@ -1133,13 +1179,22 @@ def _case_ranges(flag: Node, k: int) -> list[tuple[int, int, int, bool | str]]:
         return []  # a number among the cases: what default means is not a set of names
     out: list[tuple[int, int, int, bool | str]] = []
     alone = True  # the case is entered from its own label only
+    entered: set[str] | None = set()  # the labels that lead here, falling through
     for c, v in zip(cases, values, strict=True):
         stmts = [x for x in c.named_children if x != v and x.type != "comment"]
+        if alone:
+            entered = set()
+        if entered is not None:
+            entered = entered | {_text(v)} if v is not None else None
         if alone and stmts:
             if v is not None:
                 out.append((c.start_byte, c.end_byte, k, "=" + _text(v)))
             else:
                 out.extend((c.start_byte, c.end_byte, k, "!" + n) for n in names)
+        elif stmts and entered is not None:
+            # fallen into from the cases before: none of the other names
+            out.extend((c.start_byte, c.end_byte, k, "!" + n) for n in names
+                       if n not in entered)
         alone = bool(stmts) and _jumps(stmts[-1])
     return out
 

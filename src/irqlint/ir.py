@@ -218,6 +218,9 @@ class Function(NamedTuple):
     # in a file that defines a static function twice (#ifdef twins): the top-level
     # conditional branches the function sits in, as (group's #if offset, branch number)
     branch: tuple[tuple[int, int], ...] = ()
+    # (line, work item, workqueue) of each call queueing a work item (kb waits.json queues);
+    # (line, "", workqueue) where an ordered workqueue is created and stored
+    queues: tuple[tuple[int, str, str], ...] = ()
 
 
 class KeyEvent(NamedTuple):

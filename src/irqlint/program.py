@@ -306,6 +306,11 @@ class Program:
     structs: dict[str, dict[str, str]] = field(default_factory=dict)
     # a struct name two drivers each define privately -> their directories
     homes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # work item class -> the workqueues it is queued on ("": one not known); the ordered
+    # workqueues; the last names of work items queued where their class is not known
+    queued: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    ordered: frozenset[str] = frozenset()
+    loose: frozenset[str] = frozenset()
     # knowledge, read once
     gfp: _Gfp = field(init=False)
     sleepers: frozenset[str] = frozenset()
@@ -357,6 +362,43 @@ class Program:
                         work.append(c)
             self._boot_ids = frozenset(ids)
         return fid in self._boot_ids
+
+    def one_ordered_queue(self, fid: int, work: str) -> str:
+        """The ordered workqueue that both runs every call of fid (fid is, or is only
+        called from, work items queued on it alone) and is the only one `work` goes on: a
+        work item of an ordered queue never runs while another of that queue does, so fid
+        waiting for `work` waits for one that is at most pending.  "" when there is none."""
+        q = self._only_queue(work)
+        if not q or q not in self.ordered:
+            return ""
+        seen = {fid}
+        todo = [fid]
+        while todo:
+            f = todo.pop()
+            if f in self.stored:
+                return ""  # an ops table's method: its callers are not in view
+            regs = self.registered.get(f, ())
+            callers = self.callers[f]
+            if regs:
+                if callers or any(r.role != "work" or self._only_queue(r.obj) != q
+                                  for r in regs):
+                    return ""
+                continue
+            if not callers:
+                return ""  # a root that is no work item of that queue
+            for c, _ in callers:
+                if c not in seen:
+                    if len(seen) >= 64:
+                        return ""
+                    seen.add(c)
+                    todo.append(c)
+        return q
+
+    def _only_queue(self, work: str) -> str:
+        """The one workqueue a typed work item is ever queued on, or ""."""
+        qs = self.queued.get(work, ())
+        last = work.rsplit("::", 1)[-1].rsplit(".", 1)[-1].rsplit(">", 1)[-1]
+        return qs[0] if len(qs) == 1 and qs[0] and last not in self.loose else ""
 
     def entry_locks(self, fid: int, depth: int = 2) -> frozenset[str]:
         """Canonical lock classes held on entry to fid by every caller the program shows,
@@ -932,12 +974,32 @@ def build(facts: list[FileFacts], kb: KnowledgeBase) -> Program:
         prog.fwd.append(fwd)
     prog.sites = _AllSites(link)
     prog.structs = structs
+    _queues(prog, kb)
     prog.keyed = frozenset(x for fn in funcs for c in fn.keyed if identified(c)
                            for x in _nested_classes(c, structs))
     _contexts(prog)
     _summaries(prog)
     _irqs_off_entry(prog)
     return prog
+
+
+def _queues(prog: Program, kb: KnowledgeBase) -> None:
+    """Which workqueues each work item goes on, and which queues are ordered."""
+    queued: dict[str, set[str]] = {}
+    ordered = {str(q["queue"]) for q in kb.section("waits")["queues"].values()
+               if q.get("ordered")}
+    loose: set[str] = set()
+    for fn in prog.funcs:
+        for _, work, wq in fn.queues:
+            if not work:
+                ordered.add(wq)
+            elif work[0] == "?":
+                loose.add(work[1:])
+            else:
+                queued.setdefault(work, set()).add(wq)
+    prog.queued = {w: tuple(sorted(q)) for w, q in sorted(queued.items())}
+    prog.ordered = frozenset(ordered)
+    prog.loose = frozenset(loose)
 
 
 def _reroot(cls: str, structs: dict[str, dict[str, str]]) -> str:

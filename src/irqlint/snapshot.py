@@ -52,12 +52,12 @@ from .program import (
     merge_links,
 )
 
-MAGIC = "irqlint-program-11"
+MAGIC = "irqlint-program-12"
 _END = "end"  # the last pair's name: a file cut short is no snapshot
 MAX_CHANGED = 64  # more changed files than this: a whole build is about as quick
 # tables kept as they are (lists, dicts and tuples of plain values)
 _PLAIN = ("callers", "succ", "fwd", "comps", "conditional_sleep", "keyed", "irq_calls",
-          "paths", "links", "structs", "homes", "atomic_calls")
+          "paths", "links", "structs", "homes", "atomic_calls", "queued", "ordered", "loose")
 _NO_EFFECT = LockEffect()
 
 
@@ -104,11 +104,12 @@ def _site(t: tuple[Any, ...]) -> Site:
 
 def _shape(ff: FileFacts) -> str:
     """What of a file the rest of the model depends on beyond its function bodies: its
-    functions' names in order, its struct definitions, its lockdep keys and the atomic
-    markers it calls (kb sleep.json)."""
+    functions' names in order, its struct definitions, its lockdep keys, the atomic
+    markers it calls (kb sleep.json) and which work items it queues on which workqueues."""
     text = repr(([(fn.name, fn.static, fn.branch) for fn in ff.functions],
                  sorted((k, sorted(v.items())) for k, v in ff.structs.items()),
-                 [fn.keyed for fn in ff.functions], ff.markers))
+                 [fn.keyed for fn in ff.functions], ff.markers,
+                 [sorted({(w, q) for _, w, q in fn.queues}) for fn in ff.functions]))
     return f"{len(ff.functions)}:{hashlib.blake2b(text.encode(), digest_size=16).hexdigest()}"
 
 

@@ -225,6 +225,10 @@ def check(analysis: Analysis) -> Iterator[Finding]:
                               and prog.canon(x[0]) not in w.dropped and x[0] not in prog.keyed]
                     if not common:
                         continue
+                    if reg.role == "work" and prog.one_ordered_queue(f, reg.obj or w.obj):
+                        # both run on one ordered workqueue: the work waited for is not
+                        # running while f is, so the wait only takes it off the queue
+                        continue
                     cls, _, line = common[0]
                     wchain = prog.wait_chain(f, w)
                     hname = prog.funcs[h].name
