@@ -422,6 +422,10 @@ def test_work_items_of_one_ordered_queue_do_not_wait_for_each_other(tmp_path: Pa
              "schedule_delayed_work(&d->status_work, 10);"),
             ('alloc_ordered_workqueue("owq", 0);', 'alloc_workqueue("owq", 0, 0);'),
             ("\tcancel_delayed_work_sync(&d->status_work); /* expect: wait-under-lock */",
-             "\towq_handle(d); /* expect: wait-under-lock */")):
+             "\towq_handle(d); /* expect: wait-under-lock */"),
+            # the status work runs the handler itself: it would wait for itself
+            ("\td->state = 0;\n\tmutex_unlock", "\towq_handle(d);\n\tmutex_unlock"),
+            # a helper may queue a `work` of this directory on another queue
+            ("queue_work(d->wq, work);", "schedule_work(work);")):
         assert src.count(old) == 1, old
         assert 29 in waits(src.replace(old, new)), old

@@ -684,13 +684,14 @@ def _finish_function(pf: _PendingFunction, ctx: FileContext, assigns: _Buckets) 
 def _queued(argv: tuple[str, ...], spec: dict[str, object], line: int, pf: _PendingFunction,
             ctx: FileContext) -> tuple[int, str, str]:
     """(line, work item, queue) of a call that queues a work item: the item's typed class
-    (`rtw_coex::bt_remain_work`), or "?" and its last name when it is not a typed field; the
+    (`rtw_coex::bt_remain_work`), or "?" and its last name when it is not a typed field
+    ("?*" for a plain pointer, which may be any item); the
     queue's class, global name or the knowledge base's name for it ("" when not known)."""
     work = argv[int(spec["work"])]  # type: ignore[call-overload]
     obj = _obj_class(work, pf, ctx)
-    if not obj:
+    if not obj:  # a pointer handed in (`work`) may be any item: "*"
         names = re.findall(r"[A-Za-z_]\w*", work)
-        obj = "?" + (names[-1] if names else "")
+        obj = "?" + (names[-1] if names and re.search(r"->|\.", work) else "*")
     k = spec["wq"]
     if k is None:
         wq = str(spec.get("queue", ""))

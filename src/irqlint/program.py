@@ -307,10 +307,11 @@ class Program:
     # a struct name two drivers each define privately -> their directories
     homes: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # work item class -> the workqueues it is queued on ("": one not known); the ordered
-    # workqueues; the last names of work items queued where their class is not known
+    # workqueues; "directory:last name" of work items queued where their class is not
+    # known -> the workqueues they go on
     queued: dict[str, tuple[str, ...]] = field(default_factory=dict)
     ordered: frozenset[str] = frozenset()
-    loose: frozenset[str] = frozenset()
+    loose: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # knowledge, read once
     gfp: _Gfp = field(init=False)
     sleepers: frozenset[str] = frozenset()
@@ -368,7 +369,8 @@ class Program:
         called from, work items queued on it alone) and is the only one `work` goes on: a
         work item of an ordered queue never runs while another of that queue does, so fid
         waiting for `work` waits for one that is at most pending.  "" when there is none."""
-        q = self._only_queue(work)
+        here = os.path.dirname(self.funcs[fid].file)
+        q = self._only_queue(work, here)
         if not q or q not in self.ordered:
             return ""
         seen = {fid}
@@ -379,12 +381,11 @@ class Program:
                 return ""  # an ops table's method: its callers are not in view
             regs = self.registered.get(f, ())
             callers = self.callers[f]
-            if regs:
-                if callers or any(r.role != "work" or self._only_queue(r.obj) != q
-                                  for r in regs):
-                    return ""
-                continue
-            if not callers:
+            if regs:  # a work function: of that queue's items only (its callers too)
+                if any(r.role != "work" or r.obj == work or self._only_queue(r.obj, here) != q
+                       or self._only_queue(r.obj, os.path.dirname(r.file)) != q for r in regs):
+                    return ""  # (the item itself: waiting for itself is a deadlock)
+            elif not callers:
                 return ""  # a root that is no work item of that queue
             for c, _ in callers:
                 if c not in seen:
@@ -394,11 +395,17 @@ class Program:
                     todo.append(c)
         return q
 
-    def _only_queue(self, work: str) -> str:
-        """The one workqueue a typed work item is ever queued on, or ""."""
+    def _only_queue(self, work: str, where: str) -> str:
+        """The one workqueue a typed work item is ever queued on, or "": also when a call
+        in directory `where` queues a work item of that name it cannot type on another
+        queue (a helper's `queue_work(wq, work)`)."""
         qs = self.queued.get(work, ())
+        if len(qs) != 1 or not qs[0]:
+            return ""
         last = work.rsplit("::", 1)[-1].rsplit(".", 1)[-1].rsplit(">", 1)[-1]
-        return qs[0] if len(qs) == 1 and qs[0] and last not in self.loose else ""
+        loose = self.loose
+        return "" if any(q != qs[0] for q in (*loose.get(f"{where}:{last}", ()),
+                                               *loose.get(f"{where}:*", ()))) else qs[0]
 
     def entry_locks(self, fid: int, depth: int = 2) -> frozenset[str]:
         """Canonical lock classes held on entry to fid by every caller the program shows,
@@ -988,18 +995,18 @@ def _queues(prog: Program, kb: KnowledgeBase) -> None:
     queued: dict[str, set[str]] = {}
     ordered = {str(q["queue"]) for q in kb.section("waits")["queues"].values()
                if q.get("ordered")}
-    loose: set[str] = set()
+    loose: dict[str, set[str]] = {}
     for fn in prog.funcs:
         for _, work, wq in fn.queues:
             if not work:
                 ordered.add(wq)
             elif work[0] == "?":
-                loose.add(work[1:])
+                loose.setdefault(f"{os.path.dirname(fn.file)}:{work[1:]}", set()).add(wq)
             else:
                 queued.setdefault(work, set()).add(wq)
     prog.queued = {w: tuple(sorted(q)) for w, q in sorted(queued.items())}
     prog.ordered = frozenset(ordered)
-    prog.loose = frozenset(loose)
+    prog.loose = {k: tuple(sorted(v)) for k, v in sorted(loose.items())}
 
 
 def _reroot(cls: str, structs: dict[str, dict[str, str]]) -> str:
