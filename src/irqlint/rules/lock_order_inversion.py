@@ -91,8 +91,19 @@ lock-if-flag state (3), outer locks the callers of both chains hold (2, fixed: a
 every way into a witness holds is a gate), a generic container's lock class (`struct
 __queue::lock` for two queues), an indirect call installed only for another mode. Two of
 the real ones were shown through a chain that cannot run (a NULL argument) while another
-chain makes the same order. Confidence: low; most of what is left needs values of fields
-and reference counts carried across calls.
+chain makes the same order.
+Stop 14 (seed 33, 59 findings, a third reader): 5 real, 1 plausible, 14 false: argument,
+flag or lazy-init conditions (4), a lock let go before the second is taken (3: ceph's
+`lock_snap_rwsem` flag lost when paths merged (fixed), cfi's get_chip(), which really keeps
+`shared->lock` on a `goto retry` and re-takes it: a self-deadlock more than an order, and an
+ocfs2 switch whose value is always one of its cases), different instances of one class
+(3: tty ports of two drivers, an SVA domain, a completed task), an event value never
+produced and a mode fnic never uses (2), an outer lock every caller holds (1, tracing's
+event_mutex, three callers up), mutually exclusive `#ifdef` halves joined through a .c file
+that includes another (1, ubi fastmap). 58 findings after the fixes; no real or plausible
+finding of the four samples (seeds 30-33) is gone, 8 false ones are.
+Confidence: low; most of what is left needs values of fields and reference counts carried
+across calls, and lock instances told apart by the object that contains them.
 
 ## References
 Documentation/locking/lockdep-design.rst; DLOS (Cai et al.) for cross-function cycles.
