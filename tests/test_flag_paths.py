@@ -331,3 +331,27 @@ def test_field_indices() -> None:
     assert bind(((j, "~A"),), call) == ((2, "~A"),)
     assert bind(((j, "&A"),), call) == ()
     assert bind(((j, True),), call) == ()
+
+
+def test_state_bits_of_a_pointer_argument(tmp_path: Path) -> None:
+    """bits.c: the teardown cancels the work only without the reset bit; the reset path sets
+    it first, the firmware-up path returns unless it is set: only the path without the bit
+    waits under the lock.  The bit cleared again, set only on a branch, or the other bit
+    tested, and the wait is back."""
+    name = "bits.c"
+    assert _hits_in(check_json(ROOT / name), name) == [("wait-under-lock", 61, "bdev_remove")]
+    src = (ROOT / name).read_text()
+    for old, new, line in (
+            ("\tset_bit(DEV_F_FW_RESET, d->state);\n\tmutex_lock",
+             "\tclear_bit(DEV_F_UP, d->state);\n\tmutex_lock", 44),
+            ("\tset_bit(DEV_F_FW_RESET, d->state);\n\tmutex_lock",
+             "\tif (d->queues) set_bit(DEV_F_FW_RESET, d->state);\n\tmutex_lock", 44),
+            ("\tbdev_deinit(d);\n\tmutex_unlock(&d->queue_lock);\n}\n\nvoid bdev_fw_up",
+             "\tbdev_deinit(d); clear_bit(DEV_F_FW_RESET, d->state);\n"
+             "\tmutex_unlock(&d->queue_lock);\n}\n\nvoid bdev_fw_up", 44),
+            ("\tif (!test_bit(DEV_F_FW_RESET, d->state))\n\t\treturn;",
+             "\tif (!test_bit(DEV_F_UP, d->state))\n\t\treturn;", 53)):
+        assert src.count(old) == 1, old
+        (tmp_path / name).write_text(src.replace(old, new))
+        got = _hits_in(check_json(tmp_path), name)
+        assert ("wait-under-lock", line) in [(r, ln) for r, ln, _ in got], (old, got)

@@ -82,6 +82,7 @@ class FileContext:
     consts_at: dict[int, tuple[tuple[int, bool | str], ...]] = field(default_factory=dict)
     # `x++`, `--x`, `&x` (identifiers only)
     changed: _Buckets = field(default_factory=lambda: _Buckets([]))
+    bit_changes: frozenset[str] = frozenset()  # kb functions.json bit_sets and bit_clears
     forever_at: list[int] | None = None  # `for (;;)`, `while (1)`: on demand
 
     def scan(self) -> None:
@@ -317,7 +318,11 @@ def extract_file(path: str, source: bytes, kb: KnowledgeBase, wrappers: Wrappers
     put_tests = kb.names("last_put_tests")
     puts = _Buckets([n for n in cap.get("if.warn", []) + cap.get("if.notcall", [])
                      if _text(n) in put_tests])
+    bit_tests = kb.names("bit_tests")
+    bits = _Buckets([n for n in cap.get("if.warn", []) + cap.get("if.notcall", [])
+                     if _text(n) in bit_tests])
     ctx.changed = _Buckets(cap.get("changed", []))
+    ctx.bit_changes = kb.names("bit_sets") | kb.names("bit_clears")
     ctx.consts_at = _const_args(cap.get("call.const", []) + [
         n for n in cap.get("call.idarg", []) if _NAMED.fullmatch(n.text or b"")])
     t3 = time.perf_counter()
@@ -369,6 +374,7 @@ def extract_file(path: str, source: bytes, kb: KnowledgeBase, wrappers: Wrappers
         pf.ands = ands.within(body.start_byte, body.end_byte) if params else []
         pf.warns = warns.within(body.start_byte, body.end_byte)
         pf.puts = puts.within(body.start_byte, body.end_byte)
+        pf.bits = bits.within(body.start_byte, body.end_byte) if params else []
         pf.idargs = idargs.within(body.start_byte, body.end_byte) if params else []
         pending.append(pf)
 
@@ -481,6 +487,7 @@ class _PendingFunction:
     warns: list[Node] = field(default_factory=list)  # `WARN_ON` of `if (WARN_ON(x))`
     # `refcount_dec_and_test` of `if (refcount_dec_and_test(r))` or `if (!...(r)) return;`
     puts: list[Node] = field(default_factory=list)
+    bits: list[Node] = field(default_factory=list)  # `test_bit` of `if (test_bit(N, p->f))`
     # inconsistent-locking (``sharing``): declarations of the body; shared writes (start byte,
     # line) for the lock engine; line -> "l"/"f" for local / fresh-object writes; what the
     # engine saw at each shared write and at calls reached with a lock on some paths only
@@ -536,12 +543,16 @@ def _finish_function(pf: _PendingFunction, ctx: FileContext, assigns: _Buckets) 
     queues: list[tuple[int, str, str]] = []
     # arguments are kept for known APIs, and wherever a gfp mask is passed on
     gfp_here = bool(gfp_params) or within(ctx.gfp_at, body.start_byte, body.end_byte)
-    tests = pf.flags or pf.cmps or pf.switches or pf.ands
-    flag_params = _flag_params(pf, assigns, ctx.changed) if tests or pf.idargs else {}
+    tests = pf.flags or pf.cmps or pf.switches or pf.ands or pf.bits
+    flag_params = _flag_params(pf, assigns, ctx.changed, ctx.bit_changes) \
+        if tests or pf.idargs else {}
     flag_ranges = _flag_ranges(pf, flag_params) if tests or pf.warns or pf.puts else []
     passes_at = _passed_params(pf, flag_params) if pf.idargs and flag_params else {}
     consts_at = ctx.consts_at
     fields_at = _field_args(pf, assigns, ctx.changed, flag_params)
+    for at, cs in _set_bits(pf, ctx, assigns).items():
+        old = fields_at.get(at, ((), ()))
+        fields_at[at] = (old[0] + cs, old[1])
     if fields_at:  # what the fields of `&local` arguments hold, as constants or parameters
         consts_at, passes_at = dict(consts_at), dict(passes_at)
         for at, (cs, ps) in fields_at.items():
@@ -808,8 +819,8 @@ def _const_value(a: Node) -> bool | str | None:
     return None
 
 
-def _flag_params(pf: _PendingFunction, assigns: _Buckets, changed: _Buckets
-                 ) -> dict[str, int]:
+def _flag_params(pf: _PendingFunction, assigns: _Buckets, changed: _Buckets,
+                 bit_changes: frozenset[str] = frozenset()) -> dict[str, int]:
     """The parameters the body never assigns, increments or hands out by address, by name
     -> index: what a test of one says holds for the whole call."""
     body = pf.body
@@ -819,7 +830,7 @@ def _flag_params(pf: _PendingFunction, assigns: _Buckets, changed: _Buckets
     index = {p: i for i, (p, _) in enumerate(pf.params) if p and p not in written | bumped}
     if index:
         index.update(_copies(pf, assigns, bumped, index))
-        index.update(_param_fields(pf, assigns, index))
+        index.update(_param_fields(pf, assigns, index, bit_changes))
     return index
 
 
@@ -911,6 +922,61 @@ def _field_args(pf: _PendingFunction, assigns: _Buckets, changed: _Buckets,
     return out
 
 
+def _set_bits(pf: _PendingFunction, ctx: FileContext, assigns: _Buckets
+              ) -> dict[int, tuple[tuple[int, bool | str], ...]]:
+    """Start byte of each call after a `set_bit(NAME, x->state)` statement of the body's own
+    block (no test before it skips it) that passes x on -> the bit as a constant of that
+    argument's field ("NAME|?": set, the other bits not known).  A bit the body clears
+    anywhere, or a pointer it assigns, says nothing."""
+    kb = ctx.kb
+    sets_api = kb.names("bit_sets")
+    if not any(name in sets_api for _, name in pf.names):
+        return {}
+    clears = kb.names("bit_clears")
+    body = pf.body
+    sets: list[tuple[int, str, str, str]] = []
+    cleared: set[str] = set()
+    for n, name in pf.names:
+        t = _bit_args(n.parent) if name in sets_api or name in clears else None
+        if t is None:
+            continue
+        key = _flag_key(t[1])
+        if name in clears:
+            cleared.add(key)
+            continue
+        stmt = n.parent.parent if n.parent is not None else None
+        if key and stmt is not None and stmt.type == "expression_statement" \
+                and stmt.parent == body and _NAMED.fullmatch(t[0].text or b""):
+            x, f = key.split("->", 1)
+            sets.append((n.start_byte, x, f, _text(t[0])))
+    sets = [st for st in sets if f"{st[1]}->{st[2]}" not in cleared]
+    if not sets:
+        return {}
+    moved = {_text(a) for a in assigns.within(body.start_byte, body.end_byte)
+             if a.type == "identifier"}
+    ptrs = {x for _, x, _, _ in sets if x not in moved}
+    out: dict[int, tuple[tuple[int, bool | str], ...]] = {}
+    for fnode in [n for n, _ in pf.names] + list(pf.vias):
+        call = fnode.parent
+        args = call.child_by_field_name("arguments") if call is not None else None
+        if call is None or args is None:
+            continue
+        at = call.start_byte
+        got: list[tuple[int, bool | str]] = []
+        for j, a in enumerate(c for c in args.named_children if c.type != "comment"):
+            if a.type != "identifier" or _text(a) not in ptrs:
+                continue
+            by_field: dict[str, set[str]] = {}
+            for b, x, f, name in sets:
+                if x == _text(a) and b < at:
+                    by_field.setdefault(f, set()).add(name)
+            got.extend((field_param(j, f), "|".join([*sorted(ns), "?"]))
+                       for f, ns in sorted(by_field.items()))
+        if got:
+            out[at] = tuple(got)
+    return out
+
+
 def _struct_locals(pf: _PendingFunction, addressed: dict[str, list[Node]]
                    ) -> dict[str, Node | None]:
     """The body's local struct variables whose address it takes -> their initializer list
@@ -975,18 +1041,22 @@ def _flag_key(n: Node) -> str:
     return _text(n)
 
 
-def _param_fields(pf: _PendingFunction, assigns: _Buckets, index: dict[str, int]
-                  ) -> dict[str, int]:
+def _param_fields(pf: _PendingFunction, assigns: _Buckets, index: dict[str, int],
+                  bit_changes: frozenset[str] = frozenset()) -> dict[str, int]:
     """`cmd->flags` -> its field index, for the fields of flag parameters the body tests and
     never assigns (il_send_cmd() tests `cmd->flags & CMD_ASYNC`)."""
     tested = [n for n in pf.flags + pf.cmps + pf.switches if n.type == "field_expression"]
     for both in pf.ands:
         tested.extend(n for n, _ in _conjuncts(both) if n.type == "field_expression")
+    tested.extend(t[1] for n in pf.bits if (t := _bit_args(n.parent)) is not None)
     if not tested:
         return {}
     body = pf.body
     written = {_flag_key(n) for n in assigns.within(body.start_byte, body.end_byte)
                if n.type == "field_expression"}
+    if pf.bits:  # a bit the body sets or clears itself is no flag of its caller's
+        written |= {_flag_key(t[1]) for n, name in pf.names if name in bit_changes
+                    and (t := _bit_args(n.parent)) is not None}
     text = body.text or b""
     out: dict[str, int] = {}
     for n in tested:
@@ -1108,19 +1178,18 @@ def _flag_ranges(pf: _PendingFunction, index: dict[str, int]
             neg = cond.parent if cond is not None else None
             if neg is not None and neg.type == "unary_expression":  # `if (!(x & NAME))`
                 want, other, cond = other, want, neg.parent
-        stmt = cond.parent if cond is not None else None
-        if stmt is None or stmt.type != "if_statement":
+        _branches(pf, cond, k, want, other, out)
+    for b in pf.bits:  # `if (test_bit(NAME, p->state))`, `if (!test_bit(...)) return;`
+        call = b.parent
+        t = _bit_args(call) if call is not None else None
+        k = index.get(_flag_key(t[1])) if t is not None else None
+        if t is None or k is None or call is None or not _NAMED.fullmatch(t[0].text or b""):
             continue
-        cons = stmt.child_by_field_name("consequence")
-        alt = stmt.child_by_field_name("alternative")
-        if cons is not None:
-            out.append((cons.start_byte, cons.end_byte, k, want))
-        if alt is not None:
-            out.append((alt.start_byte, alt.end_byte, k, other))
-        elif cons is not None and _jumps(cons):
-            end = _rest_of_block(pf, stmt)
-            if end is not None:
-                out.append((stmt.end_byte, end, k, other))
+        want, other = "&" + _text(t[0]), "~" + _text(t[0])
+        cond = call.parent
+        if cond is not None and cond.type == "unary_expression":
+            want, other, cond = other, want, cond.parent
+        _branches(pf, cond, k, want, other, out)
     for sw in pf.switches:
         k = index.get(_flag_key(sw))
         if k is not None:
@@ -1135,6 +1204,39 @@ def _flag_ranges(pf: _PendingFunction, index: dict[str, int]
             if k is not None:
                 out.append((cons.start_byte, cons.end_byte, k, want))
     return out
+
+
+def _branches(pf: _PendingFunction, cond: Node | None, k: int, want: bool | str,
+              other: bool | str, out: list[tuple[int, int, int, bool | str]]) -> None:
+    """The ranges of an `if` whose condition (in parentheses) is `cond`: its consequence
+    needs `want`, its alternative `other`, and so does the rest of the block after a
+    consequence that jumps out."""
+    stmt = cond.parent if cond is not None else None
+    if stmt is None or stmt.type != "if_statement":
+        return
+    cons = stmt.child_by_field_name("consequence")
+    alt = stmt.child_by_field_name("alternative")
+    if cons is not None:
+        out.append((cons.start_byte, cons.end_byte, k, want))
+    if alt is not None:
+        out.append((alt.start_byte, alt.end_byte, k, other))
+    elif cons is not None and _jumps(cons):
+        end = _rest_of_block(pf, stmt)
+        if end is not None:
+            out.append((stmt.end_byte, end, k, other))
+
+
+def _bit_args(call: Node | None) -> tuple[Node, Node] | None:
+    """(bit, field) of `test_bit(NAME, p->state)` / `set_bit(NAME, &p->flags)`: the field a
+    pointer's `->` names, behind a `&`."""
+    args = call.child_by_field_name("arguments") if call is not None else None
+    kids = [a for a in args.named_children if a.type != "comment"] if args is not None else []
+    if len(kids) < 2:
+        return None
+    addr = kids[1]
+    if addr.type == "pointer_expression" and (addr.text or b"")[:1] == b"&":
+        addr = addr.child_by_field_name("argument") or addr
+    return (kids[0], addr) if addr.type == "field_expression" else None
 
 
 def _conjuncts(n: Node) -> list[tuple[Node, bool | str]]:

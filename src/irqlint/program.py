@@ -464,6 +464,15 @@ class Program:
                     return False
         return True
 
+    def possible(self, fid: int, needs: Needs, c: Call) -> bool:
+        """A callee's event that needs `needs` happens through call c of function fid: no
+        constant of the call, test around it or constant of fid's callers (never())
+        rules it out."""
+        if not needs:
+            return True
+        b = bind(needs, c)
+        return b is not None and not (b and self.never(fid, b))
+
     # --- chains ---------------------------------------------------------------------------
     def step(self, fid: int, line: int, note: str) -> Step:
         fn = self.funcs[fid]

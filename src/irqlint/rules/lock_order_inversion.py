@@ -10,13 +10,11 @@ from ..ir import NOT_LOCKS, Step
 from ..program import (
     Program,
     acquires_at,
-    bind,
     common_dirs,
     identified,
     locks_held,
     place,
     program_of,
-    reaches,
     show,
 )
 from . import Rule, register
@@ -197,8 +195,7 @@ def _edges(prog: Program
                 for t in site.callees:
                     for cls, a in prog.acq[t].items():
                         if not a.trylock and "nested" not in a.api and a.kind != "rwlock_r" \
-                                and reaches(a.needs, c) and not (
-                                    a.needs and prog.never(f, bind(a.needs, c) or ())):
+                                and prog.possible(f, a.needs, c):
                             targets.append((cls, a.depth + 1, t, a.api, a.dropped))
             mine = {prog.canon(h) for h, _, _ in held}
             for b, depth, callee, api, dropped in targets:

@@ -12,11 +12,9 @@ from ..program import (
     Program,
     Reg,
     Wait,
-    bind,
     direct_wait,
     locks_held,
     program_of,
-    reaches,
     show,
 )
 from . import Rule, register
@@ -219,8 +217,7 @@ def check(analysis: Analysis) -> Iterator[Finding]:
                 for t in site.callees:
                     wl.extend(
                         Wait(w.api, w.what, w.arg, c.line, t, w.depth + 1, w.dropped, (), w.obj)
-                        for w in prog.waits[t] if reaches(w.needs, c) and not (
-                            w.needs and prog.never(f, bind(w.needs, c) or ()))
+                        for w in prog.waits[t] if prog.possible(f, w.needs, c)
                     )
             # one finding per call: a callee's waits for its two interrupts (ldc_disconnect()
             # frees tx and rx) deadlock at one place, for one fix
