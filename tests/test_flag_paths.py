@@ -276,7 +276,9 @@ def test_flag_in_a_field_of_an_argument(tmp_path: Path) -> None:
     name = "fields.c"
     assert _hits_in(check_json(ROOT / name), name) == [
         ("sleep-in-atomic", 83, "hc_update_locked"), ("sleep-in-atomic", 84, "hc_update_locked"),
-        ("sleep-in-atomic", 136, "hc_show_locked")]
+        # an address is never NULL, but `&x` arguments are not taken for constants:
+        # capturing them all cost the extraction about 8%, for one finding in Linux 6.12
+        ("sleep-in-atomic", 134, "hc_show_locked"), ("sleep-in-atomic", 136, "hc_show_locked")]
     src = (ROOT / name).read_text()
     variants = [
         # the constant says synchronous
@@ -292,8 +294,6 @@ def test_flag_in_a_field_of_an_argument(tmp_path: Path) -> None:
         ([("hc_send_id(d, 3, HC_ASYNC);", "hc_send_id(d, 3, HC_WANT_REPLY);")], 81),
         # the callee writes the field it tests: no flag
         ([("\tif (!cmd->polled)", "\tcmd->polled = d->done; if (!cmd->polled)")], 82),
-        # an address is never NULL; a pointer that may be is not known
-        ([("hc_put_deferred(d, &later);", "hc_put_deferred(d, d->done ? &later : 0);")], 134),
         # a switch on a field: the other command takes the sleeping case
         ([("ctl.cmd = HC_CTL_DONE;", "ctl.cmd = HC_CTL_STOP;")], 135),
         # the atomic region's function passes the command on: its caller's command decides

@@ -322,9 +322,11 @@ def extract_file(path: str, source: bytes, kb: KnowledgeBase, wrappers: Wrappers
     bits = _Buckets([n for n in cap.get("if.warn", []) + cap.get("if.notcall", [])
                      if _text(n) in bit_tests])
     ctx.changed = _Buckets(cap.get("changed", []))
+    moved = _Buckets(cap.get("changed.field", []))
     ctx.bit_changes = kb.names("bit_sets") | kb.names("bit_clears")
     ctx.consts_at = _const_args(cap.get("call.const", []) + [
-        n for n in cap.get("call.idarg", []) if _NAMED.fullmatch(n.text or b"")])
+        n for n in cap.get("call.idarg", []) if _NAMED.fullmatch(n.text or b"")],
+        ctx.keep_args)
     t3 = time.perf_counter()
 
     # file-scope designated initializers: .irq_shutdown = shutdown_pirq
@@ -375,6 +377,7 @@ def extract_file(path: str, source: bytes, kb: KnowledgeBase, wrappers: Wrappers
         pf.warns = warns.within(body.start_byte, body.end_byte)
         pf.puts = puts.within(body.start_byte, body.end_byte)
         pf.bits = bits.within(body.start_byte, body.end_byte) if params else []
+        pf.moved = {_member_key(n) for n in moved.within(body.start_byte, body.end_byte)}
         pf.idargs = idargs.within(body.start_byte, body.end_byte) if params else []
         pending.append(pf)
 
@@ -488,6 +491,8 @@ class _PendingFunction:
     # `refcount_dec_and_test` of `if (refcount_dec_and_test(r))` or `if (!...(r)) return;`
     puts: list[Node] = field(default_factory=list)
     bits: list[Node] = field(default_factory=list)  # `test_bit` of `if (test_bit(N, p->f))`
+    # fields of the body handed out by address or counted (`&p->f`, `x.f++`): "p->f", "x.f"
+    moved: set[str] = field(default_factory=set)
     # inconsistent-locking (``sharing``): declarations of the body; shared writes (start byte,
     # line) for the lock engine; line -> "l"/"f" for local / fresh-object writes; what the
     # engine saw at each shared write and at calls reached with a lock on some paths only
@@ -768,15 +773,21 @@ def _named_test(n: Node) -> bool:
         and _NAMED.fullmatch(right.text or b"") is not None
 
 
-def _const_args(nodes: list[Node]) -> dict[int, tuple[tuple[int, bool | str], ...]]:
+def _const_args(nodes: list[Node], known: frozenset[str] = frozenset()
+                ) -> dict[int, tuple[tuple[int, bool | str], ...]]:
     """Start byte of each call with constant arguments -> (argument index, truth value, or
-    the constant's name)."""
+    the constant's name); not for calls of `known` APIs (spin_lock(&x->lock): their
+    constants are the knowledge base's business)."""
     out: dict[int, tuple[tuple[int, bool | str], ...]] = {}
     for n in nodes:
         al = n.parent
         call = al.parent if al is not None else None
         if al is None or call is None or call.type != "call_expression" \
                 or call.start_byte in out:
+            continue
+        fn = call.child_by_field_name("function")
+        if fn is not None and fn.type == "identifier" and known and _text(fn) in known:
+            out[call.start_byte] = ()
             continue
         got: list[tuple[int, bool | str]] = []
         i = 0
@@ -809,8 +820,6 @@ def _const_value(a: Node) -> bool | str | None:
     if t == "binary_expression":  # `CMD_ASYNC | CMD_WANT_SKB`
         names = _or_names(a)
         return "|".join(names) if names else None
-    if t in ("pointer_expression", "string_literal"):  # `&x`, "name": never NULL
-        return True if t == "string_literal" or (a.text or b"")[:1] == b"&" else None
     if t == "number_literal":
         m = _INT.fullmatch(_text(a))
         if m is not None:  # 0x10, 0644, 1UL: true unless every digit is 0
@@ -870,7 +879,6 @@ def _field_args(pf: _PendingFunction, assigns: _Buckets, changed: _Buckets,
                 right = lhs.parent.child_by_field_name("right") if lhs.parent else None
                 writes[_text(arg)].append((lhs.start_byte, _text(fld), op.type, right))
     out: FieldArgs = {}
-    text = body.text or b""
     for x, ws in writes.items():
         init, call, k, zero = _the_call(addressed[x], inits[x])
         if call is None:
@@ -896,9 +904,7 @@ def _field_args(pf: _PendingFunction, assigns: _Buckets, changed: _Buckets,
             sets = [w for w in fw if w[2] == "="]
             ors = [w for w in fw if w[2] == "|="]
             if any(w[0] > at for w in fw) or len(sets) + len(ors) != len(fw) \
-                    or len(sets) > 1 or (not sets and not zero) or re.search(
-                    rb"&\s*" + re.escape(x.encode()) + rb"\s*\.\s*" + re.escape(f.encode())
-                    + rb"\b", text):
+                    or len(sets) > 1 or (not sets and not zero) or f"{x}.{f}" in pf.moved:
                 zero = False  # not one value: not zero either
                 continue
             value = sets[0][3] if sets else None
@@ -1032,13 +1038,18 @@ def _flag_key(n: Node) -> str:
     """How a tested expression is looked up among the flags: `wait`, or `cmd->flags` for a
     field of a pointer parameter."""
     if n.type == "field_expression":
-        arg, fld = n.child_by_field_name("argument"), n.child_by_field_name("field")
-        op = n.child_by_field_name("operator")
-        if arg is not None and fld is not None and arg.type == "identifier" \
-                and op is not None and op.type == "->":
-            return f"{_text(arg)}->{_text(fld)}"
-        return ""
+        key = _member_key(n)
+        return key if "->" in key else ""
     return _text(n)
+
+
+def _member_key(n: Node) -> str:
+    """`p->f` or `x.f` for a field of a named pointer or struct, else ""."""
+    arg, fld = n.child_by_field_name("argument"), n.child_by_field_name("field")
+    op = n.child_by_field_name("operator")
+    if arg is None or fld is None or op is None or arg.type != "identifier":
+        return ""
+    return f"{_text(arg)}{op.type}{_text(fld)}"
 
 
 def _param_fields(pf: _PendingFunction, assigns: _Buckets, index: dict[str, int],
@@ -1057,7 +1068,6 @@ def _param_fields(pf: _PendingFunction, assigns: _Buckets, index: dict[str, int]
     if pf.bits:  # a bit the body sets or clears itself is no flag of its caller's
         written |= {_flag_key(t[1]) for n, name in pf.names if name in bit_changes
                     and (t := _bit_args(n.parent)) is not None}
-    text = body.text or b""
     out: dict[str, int] = {}
     for n in tested:
         key = _flag_key(n)
@@ -1067,11 +1077,7 @@ def _param_fields(pf: _PendingFunction, assigns: _Buckets, index: dict[str, int]
         k = index.get(p)
         if k is None or k >= len(pf.params) or pf.params[k][0] != p:
             continue  # not a parameter itself (a local copy of one)
-        if re.search(rb"&\s*" + re.escape(p.encode()) + rb"\s*->\s*" + re.escape(f.encode())
-                     + rb"\b|\b" + re.escape(p.encode()) + rb"\s*->\s*"
-                     + re.escape(f.encode()) + rb"\s*(\+\+|--)|(\+\+|--)\s*"
-                     + re.escape(p.encode()) + rb"\s*->\s*" + re.escape(f.encode()) + rb"\b",
-                     text):
+        if key in pf.moved:
             continue  # handed out by address or counted: not a flag
         out[key] = field_param(k, f)
     return out

@@ -35,7 +35,6 @@ FACTS_QUERY = """
       right: (identifier))))))
 (argument_list [(true) (false) (null) (number_literal)] @call.const)
 (argument_list (binary_expression operator: "|") @call.const)
-(argument_list [(pointer_expression operator: "&") (string_literal)] @call.const)
 (argument_list (identifier) @call.idarg)
 (if_statement condition: (parenthesized_expression
   (call_expression function: (identifier) @if.warn)))
@@ -43,6 +42,8 @@ FACTS_QUERY = """
   argument: (call_expression function: (identifier) @if.notcall))))
 (update_expression argument: (identifier) @changed)
 (pointer_expression operator: "&" argument: (identifier) @changed)
+(update_expression argument: (field_expression) @changed.field)
+(pointer_expression operator: "&" argument: (field_expression) @changed.field)
 """
 
 _QUERIES = {

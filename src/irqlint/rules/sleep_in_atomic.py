@@ -66,8 +66,9 @@ against constants, named constants and OR'ed named constants the callers pass, t
 helpers that pass the parameter on, up to two callers above the atomic region. So is a
 field of a pointer parameter the callee tests and never writes (`cmd->flags & CMD_ASYNC`,
 `switch (info->cmd)`), against what a caller's local struct passed by address holds (its
-initializer list, an assignment or a memset() before the call, or the caller's own flag);
-an address or a string is never NULL. So is
+initializer list, an assignment or a memset() before the call, or the caller's own flag),
+and a state bit (`test_bit(NAME, p->state)`) against a `set_bit()` the caller makes first.
+An address passed (`&list`) is not taken for a non-NULL constant. So is
 knowledge in kb/sleep.json: calls that never sleep for their callers (hid_hw_request(),
 mbox_send_message(), vfree()), pm_runtime_get_sync() in a file that calls
 pm_runtime_irq_safe(), start_kernel()'s IRQs-off section and the IRQs- or preemption-off
@@ -96,14 +97,14 @@ Stop 13, two more samples (a second reader each):
   the driver never writes, cleanup written after panic() (fixed: calls no path reaches
   are dropped), boot code reached through `late_time_init` or secondary CPU bring-up (2).
 Stop 14 (seed 33, 338 findings, a third reader): 10 real, 1 plausible, 9 false: values
-the caller passes (5: a flag mask made a GFP mask, a non-NULL list address (fixed), a
+the caller passes (5: a flag mask made a GFP mask, a non-NULL list address, a
 request type outside the IRQs-off branch, a non-waiting request built from a flag in
 another function, a command that never takes the sleeping case (fixed)), an indirect call
 into another transport's hook (1), state invariants (3: order-0 folios, a buffer allocated
 at probe, a node always set). 335 findings after this stop's fixes. Of the three samples'
 60 findings (seeds 30, 31, 33: 33 real or plausible, 27 false) no real or plausible one is
-gone from the final report, and 7 false ones are (3 by this stop's fixes: iwlegacy's
-CMD_ASYNC, xe's list address, bnx2x's completion command).
+gone from the final report, and 6 false ones are (2 by this stop's fixes: iwlegacy's
+CMD_ASYNC and bnx2x's completion command).
 So about half of what this rule reports is real; what is left is mostly state a
 path-insensitive summary cannot carry (fields of heap objects, reference counts, lazy
 initialisation).
