@@ -350,7 +350,10 @@ def test_state_bits_of_a_pointer_argument(tmp_path: Path) -> None:
              "\tbdev_deinit(d); clear_bit(DEV_F_FW_RESET, d->state);\n"
              "\tmutex_unlock(&d->queue_lock);\n}\n\nvoid bdev_fw_up", 44),
             ("\tif (!test_bit(DEV_F_FW_RESET, d->state))\n\t\treturn;",
-             "\tif (!test_bit(DEV_F_UP, d->state))\n\t\treturn;", 53)):
+             "\tif (!test_bit(DEV_F_UP, d->state))\n\t\treturn;", 53),
+            # the teardown clears the tested bit itself: no flag of its callers'
+            ("test_and_clear_bit(DEV_F_UP, d->state);",
+             "test_and_clear_bit(DEV_F_FW_RESET, d->state);", 44)):
         assert src.count(old) == 1, old
         (tmp_path / name).write_text(src.replace(old, new))
         got = _hits_in(check_json(tmp_path), name)

@@ -493,6 +493,8 @@ class _PendingFunction:
     bits: list[Node] = field(default_factory=list)  # `test_bit` of `if (test_bit(N, p->f))`
     # fields of the body handed out by address or counted (`&p->f`, `x.f++`): "p->f", "x.f"
     moved: set[str] = field(default_factory=set)
+    # fields whose bits the body sets or clears -> those bits ("*": one not named)
+    bit_changed: dict[str, set[str]] = field(default_factory=dict)
     # inconsistent-locking (``sharing``): declarations of the body; shared writes (start byte,
     # line) for the lock engine; line -> "l"/"f" for local / fresh-object writes; what the
     # engine saw at each shared write and at calls reached with a lock on some paths only
@@ -1066,8 +1068,11 @@ def _param_fields(pf: _PendingFunction, assigns: _Buckets, index: dict[str, int]
     written = {_flag_key(n) for n in assigns.within(body.start_byte, body.end_byte)
                if n.type == "field_expression"}
     if pf.bits:  # a bit the body sets or clears itself is no flag of its caller's
-        written |= {_flag_key(t[1]) for n, name in pf.names if name in bit_changes
-                    and (t := _bit_args(n.parent)) is not None}
+        for n, name in pf.names:
+            t = _bit_args(n.parent) if name in bit_changes else None
+            if t is not None:
+                bit = _text(t[0]) if _NAMED.fullmatch(t[0].text or b"") else "*"
+                pf.bit_changed.setdefault(_flag_key(t[1]), set()).add(bit)
     out: dict[str, int] = {}
     for n in tested:
         key = _flag_key(n)
@@ -1166,8 +1171,11 @@ def _flag_ranges(pf: _PendingFunction, index: dict[str, int]
             cons = stmt.child_by_field_name("consequence") if stmt is not None else None
             if cons is not None:
                 out.append((cons.start_byte, cons.end_byte, LAST_PUT, True))
+    changed = pf.bit_changed
     for flag in pf.flags + pf.cmps:
         k = index.get(_flag_key(flag))
+        if k is not None and changed and _flag_key(flag) in changed:
+            continue  # a word whose bits the body changes is no flag of the caller's
         if k is None:
             continue
         cond = flag.parent
@@ -1191,13 +1199,16 @@ def _flag_ranges(pf: _PendingFunction, index: dict[str, int]
         k = index.get(_flag_key(t[1])) if t is not None else None
         if t is None or k is None or call is None or not _NAMED.fullmatch(t[0].text or b""):
             continue
+        mine = changed.get(_flag_key(t[1]), ()) if changed else ()
+        if _text(t[0]) in mine or "*" in mine:
+            continue  # this bit (or one not named) the body sets or clears itself
         want, other = "&" + _text(t[0]), "~" + _text(t[0])
         cond = call.parent
         if cond is not None and cond.type == "unary_expression":
             want, other, cond = other, want, cond.parent
         _branches(pf, cond, k, want, other, out)
     for sw in pf.switches:
-        k = index.get(_flag_key(sw))
+        k = index.get(_flag_key(sw)) if _flag_key(sw) not in changed else None
         if k is not None:
             out.extend(_case_ranges(sw, k))
     for both in pf.ands:  # `if (ret == 0 && reason == MODE_A)`: the branch needs each term
@@ -1206,7 +1217,7 @@ def _flag_ranges(pf: _PendingFunction, index: dict[str, int]
         if cons is None:
             continue
         for ident, want in _conjuncts(both):
-            k = index.get(_flag_key(ident))
+            k = index.get(_flag_key(ident)) if _flag_key(ident) not in changed else None
             if k is not None:
                 out.append((cons.start_byte, cons.end_byte, k, want))
     return out
