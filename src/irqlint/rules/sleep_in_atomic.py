@@ -101,7 +101,7 @@ the caller passes (5: a flag mask made a GFP mask, a non-NULL list address, a
 request type outside the IRQs-off branch, a non-waiting request built from a flag in
 another function, a command that never takes the sleeping case (fixed)), an indirect call
 into another transport's hook (1), state invariants (3: order-0 folios, a buffer allocated
-at probe, a node always set). 335 findings after this stop's fixes. Of the three samples'
+at probe, a node always set). 336 findings after this stop's fixes. Of the three samples'
 60 findings (seeds 30, 31, 33: 33 real or plausible, 27 false) no real or plausible one is
 gone from the final report, and 6 false ones are (2 by this stop's fixes: iwlegacy's
 CMD_ASYNC and bnx2x's completion command).
