@@ -88,13 +88,13 @@ handler whose enabling flag is only set under `#if 0` (1). Two of the real ones 
 the callback they run in (a work cancelling itself): the report names the lock, the hang
 is the self-wait.
 Stop 14 (seed 33, 79 findings, a third reader): 10 real, 1 plausible, 9 false: a state bit
-that skips the wait (2, ionic's FW_RESET; test_bit()/set_bit() are followed now),
-conditions on one field the two chains need opposite values of (2, ax25), a reference count (1, cifs), an item never queued (1, the
-only queue_work() is commented out), an ordered workqueue (1, rtw88: fixed, with cw1200's
-scan work), a uniprocessor-only platform (1), a callback path taken only in another mode
-(1, sparc LDC). 75 findings after the fixes (ionic's reset path, which sets the bit before
-its teardown, is one of them); no real or plausible finding of the three samples (seeds 30,
-31, 33) is gone, 5 false ones are.
+that skips the wait (2, ionic's FW_RESET; test_bit()/set_bit() are followed now), conditions
+on one field the two chains need opposite values of (2, ax25), a reference count (1, cifs),
+an item never queued (1, the only queue_work() is commented out), an ordered workqueue (1,
+rtw88: fixed, with cw1200's scan work), a uniprocessor-only platform (1), a callback path
+taken only in another mode (1, sparc LDC). 75 findings after the fixes (ionic's reset path,
+which sets the bit before its teardown, is one of them); no real or plausible finding of the
+three samples (seeds 30, 31, 33) is gone, 5 false ones are.
 
 ## References
 Documentation/core-api/genericirq.rst (disable_irq waits for running handlers);
