@@ -315,12 +315,10 @@ def extract_file(path: str, source: bytes, kb: KnowledgeBase, wrappers: Wrappers
     idargs = _Buckets(cap.get("call.idarg", []))
     warning_tests = kb.names("warning_tests")
     warns = _Buckets([n for n in cap.get("if.warn", []) if _text(n) in warning_tests])
-    put_tests = kb.names("last_put_tests")
-    puts = _Buckets([n for n in cap.get("if.warn", []) + cap.get("if.notcall", [])
-                     if _text(n) in put_tests])
-    bit_tests = kb.names("bit_tests")
-    bits = _Buckets([n for n in cap.get("if.warn", []) + cap.get("if.notcall", [])
-                     if _text(n) in bit_tests])
+    tested_calls = cap.get("if.warn", []) + cap.get("if.notcall", [])  # `if ([!]f(...))`
+    put_tests, bit_tests = kb.names("last_put_tests"), kb.names("bit_tests")
+    puts = _Buckets([n for n in tested_calls if _text(n) in put_tests])
+    bits = _Buckets([n for n in tested_calls if _text(n) in bit_tests])
     ctx.changed = _Buckets(cap.get("changed", []))
     moved = _Buckets(cap.get("changed.field", []))
     ctx.bit_changes = kb.names("bit_sets") | kb.names("bit_clears")
@@ -800,12 +798,8 @@ def _const_args(nodes: list[Node], known: frozenset[str] = frozenset()
             if v is not None:
                 got.append((i, v))
             i += 1
-        t = tuple(got)
-        out[call.start_byte] = _CONSTS.setdefault(t, t)  # one copy of each, in the cache too
+        out[call.start_byte] = tuple(got)
     return out
-
-
-_CONSTS: dict[tuple[tuple[int, bool | str], ...], tuple[tuple[int, bool | str], ...]] = {}
 
 
 def _const_value(a: Node) -> bool | str | None:
@@ -874,12 +868,10 @@ def _field_args(pf: _PendingFunction, assigns: _Buckets, changed: _Buckets,
         if lhs.type == "identifier" and _text(lhs) in writes:
             writes.pop(_text(lhs))  # assigned whole
         elif lhs.type == "field_expression" and op is not None:
-            arg, fld = lhs.child_by_field_name("argument"), lhs.child_by_field_name("field")
-            dot = lhs.child_by_field_name("operator")
-            if arg is not None and fld is not None and arg.type == "identifier" \
-                    and dot is not None and dot.type == "." and _text(arg) in writes:
+            x, dot, f = _member_key(lhs).partition(".")
+            if dot and x in writes:
                 right = lhs.parent.child_by_field_name("right") if lhs.parent else None
-                writes[_text(arg)].append((lhs.start_byte, _text(fld), op.type, right))
+                writes[x].append((lhs.start_byte, f, op.type, right))
     out: FieldArgs = {}
     for x, ws in writes.items():
         init, call, k, zero = _the_call(addressed[x], inits[x])
@@ -960,9 +952,9 @@ def _set_bits(pf: _PendingFunction, ctx: FileContext, assigns: _Buckets
     sets = [st for st in sets if f"{st[1]}->{st[2]}" not in cleared]
     if not sets:
         return {}
-    moved = {_text(a) for a in assigns.within(body.start_byte, body.end_byte)
-             if a.type == "identifier"}
-    ptrs = {x for _, x, _, _ in sets if x not in moved}
+    reassigned = {_text(a) for a in assigns.within(body.start_byte, body.end_byte)
+                  if a.type == "identifier"}
+    ptrs = {x for _, x, _, _ in sets if x not in reassigned}
     out: dict[int, tuple[tuple[int, bool | str], ...]] = {}
     for fnode in [n for n, _ in pf.names] + list(pf.vias):
         call = fnode.parent
@@ -1173,10 +1165,9 @@ def _flag_ranges(pf: _PendingFunction, index: dict[str, int]
                 out.append((cons.start_byte, cons.end_byte, LAST_PUT, True))
     changed = pf.bit_changed
     for flag in pf.flags + pf.cmps:
-        k = index.get(_flag_key(flag))
-        if k is not None and changed and _flag_key(flag) in changed:
-            continue  # a word whose bits the body changes is no flag of the caller's
-        if k is None:
+        key = _flag_key(flag)
+        k = index.get(key) if key not in changed else None  # (a word whose bits the body
+        if k is None:                                        # changes is no caller's flag)
             continue
         cond = flag.parent
         want: bool | str = True
